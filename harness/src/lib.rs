@@ -1,0 +1,5 @@
+//! criu-matrix: reproduces container checkpoint/restore failures across engines, runtimes,
+//! stacks and kernels. See ARCHITECTURE.md for the code map.
+
+pub mod scenario;
+pub mod version;

@@ -1,0 +1,107 @@
+//! Scenarios: one YAML file per failure case, parsed and validated before any cell runs.
+
+mod model;
+mod parse;
+
+pub use model::{
+    duration_text, CheckpointSpec, ExpectedOutcome, FailStep, Network, ProcessCount, ReadySpec, RunSpec, Timeouts,
+    VerifyStep,
+};
+pub use parse::{load_all, parse_scenario, ScenarioError};
+
+use crate::version::Range;
+use regex::Regex;
+
+/// A validated scenario: every regex compiled, every range parsed, its image directory found.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: String,
+    pub summary: String,
+    pub upstream: Vec<String>,
+    pub image: String,
+    pub run: RunSpec,
+    pub ready: ReadySpec,
+    pub rounds: u32,
+    pub checkpoint: CheckpointSpec,
+    pub verify: Vec<VerifyStep>,
+    pub timeouts: Timeouts,
+    pub expect: Vec<Expectation>,
+    /// The file it came from, for messages.
+    pub source: std::path::PathBuf,
+}
+
+/// One `expect:` clause, ready to match against a cell.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub when: Conditions,
+    pub outcome: ExpectedOutcome,
+    pub round: Option<u32>,
+    pub step: Option<FailStep>,
+    pub signature: Option<Regex>,
+    pub reason: Option<String>,
+}
+
+impl Expectation {
+    /// What a scenario expects where none of its clauses applies.
+    pub fn passes() -> Expectation {
+        Expectation {
+            when: Conditions::default(),
+            outcome: ExpectedOutcome::Passes,
+            round: None,
+            step: None,
+            signature: None,
+            reason: None,
+        }
+    }
+}
+
+/// The `when:` of a clause. Axis values compare as text; tool versions as ranges.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub engine: Option<String>,
+    pub runtime: Option<String>,
+    pub stack: Option<String>,
+    pub kernel: Option<String>,
+    pub cgroup: Option<String>,
+    /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`.
+    pub versions: Vec<(String, Range)>,
+}
+
+impl Scenario {
+    /// The first clause whose conditions hold for this cell, or "passes".
+    pub fn expectation_for(&self, facts: &dyn CellFacts) -> Expectation {
+        self.expect
+            .iter()
+            .find(|clause| clause.when.hold_for(facts))
+            .cloned()
+            .unwrap_or_else(Expectation::passes)
+    }
+}
+
+/// What a `when:` clause can ask of a cell.
+pub trait CellFacts {
+    fn axis(&self, name: &str) -> Option<String>;
+    fn tool_version(&self, tool: &str) -> Option<semver::Version>;
+}
+
+impl Conditions {
+    pub fn hold_for(&self, facts: &dyn CellFacts) -> bool {
+        let axes = [
+            ("engine", &self.engine),
+            ("runtime", &self.runtime),
+            ("stack", &self.stack),
+            ("kernel", &self.kernel),
+            ("cgroup", &self.cgroup),
+        ];
+        let axes_hold = axes.iter().all(|(name, wanted)| match wanted {
+            None => true,
+            Some(wanted) => facts.axis(name).as_deref() == Some(wanted.as_str()),
+        });
+        // A version condition on a tool the cell does not have (or could not probe) does not hold.
+        axes_hold
+            && self
+                .versions
+                .iter()
+                .all(|(tool, range)| facts.tool_version(tool).is_some_and(|v| range.matches(&v)))
+    }
+}

@@ -1,0 +1,235 @@
+//! The scenario file format: what a YAML file in `scenarios/` may say.
+//!
+//! Every struct denies unknown fields and no enum is untagged: a typo in a scenario is an error
+//! at its line and column, never a silently ignored key.
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::time::Duration;
+
+/// One failure case (or a control), exactly as written in its YAML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub id: Spanned<String>,
+    pub summary: String,
+    /// Upstream reports, as `owner/repo#N` or URLs. Empty for controls.
+    #[serde(default)]
+    pub upstream: Vec<String>,
+    /// Directory name under `images/`, holding a `Containerfile`.
+    pub image: Spanned<String>,
+    pub run: RunSpec,
+    pub ready: ReadySpec,
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    #[serde(default)]
+    pub verify: Vec<VerifyStep>,
+    /// Per-step time limits; each has a default.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// First matching clause wins; a scenario without one expects a pass everywhere.
+    #[serde(default)]
+    pub expect: Vec<ExpectClause>,
+}
+
+fn default_rounds() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Command and arguments of the workload; the image's default when empty.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No network namespace wiring: a cell does not depend on the host firewall.
+    #[default]
+    None,
+    /// The engine's default bridge network.
+    Bridge,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySpec {
+    /// The workload is ready once this file exists inside the container (and is not empty).
+    pub file: String,
+    #[serde(default = "default_ready_timeout", with = "duration_text")]
+    pub timeout: Duration,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Export the checkpoint to an archive and restore it into a new container (`--export` /
+    /// `--import`), instead of restoring the same container in place.
+    #[serde(default)]
+    pub export: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum VerifyStep {
+    /// A file holding a number the workload keeps in memory and rewrites as it counts: after a
+    /// restore it must be at least its value before the checkpoint, then keep increasing.
+    Counter(String),
+    /// How many processes must live in the container after a restore.
+    Processes(ProcessCount),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessCount {
+    pub at_least: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "secs::<120>", with = "duration_text")]
+    pub start: Duration,
+    #[serde(default = "secs::<120>", with = "duration_text")]
+    pub checkpoint: Duration,
+    #[serde(default = "secs::<120>", with = "duration_text")]
+    pub restore: Duration,
+    #[serde(default = "secs::<30>", with = "duration_text")]
+    pub verify: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            start: secs::<120>(),
+            checkpoint: secs::<120>(),
+            restore: secs::<120>(),
+            verify: secs::<30>(),
+        }
+    }
+}
+
+fn secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectClause {
+    #[serde(default)]
+    pub when: When,
+    pub outcome: Spanned<ExpectedOutcome>,
+    /// The round (1-based) at which the failure is expected; any round when absent.
+    pub round: Option<u32>,
+    pub step: Option<FailStep>,
+    /// A regular expression searched in the engine's stderr and the CRIU logs.
+    pub signature: Option<Spanned<String>>,
+    /// Why this expectation holds (the upstream fact behind it).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedOutcome {
+    Passes,
+    Fails,
+}
+
+/// The step of a round at which a cell failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailStep {
+    Checkpoint,
+    Restore,
+    Verify,
+}
+
+impl std::fmt::Display for FailStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailStep::Checkpoint => "checkpoint",
+            FailStep::Restore => "restore",
+            FailStep::Verify => "verify",
+        })
+    }
+}
+
+/// Conditions on a cell. Every field that is set must hold. Version fields are ranges such as
+/// `"<1.21"` or `">=4.1, <4.2"`, checked against the stack's probed versions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    pub engine: Option<String>,
+    pub runtime: Option<String>,
+    pub stack: Option<String>,
+    pub kernel: Option<String>,
+    pub cgroup: Option<String>,
+    pub criu: Option<Spanned<String>>,
+    pub crun: Option<Spanned<String>>,
+    pub runc: Option<Spanned<String>>,
+    pub podman: Option<Spanned<String>>,
+    pub docker: Option<Spanned<String>>,
+}
+
+/// Durations written as `90s`, `2m`, `500ms` or a bare number of seconds.
+pub mod duration_text {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+            Some(at) => text.split_at(at),
+            None => (text, "s"),
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}`"))?;
+        let seconds = match unit.trim() {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)")),
+        };
+        Ok(Duration::from_secs_f64(seconds))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        struct DurationVisitor;
+        impl serde::de::Visitor<'_> for DurationVisitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as `90s`, `2m`, `500ms` or a number of seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_secs(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(DurationVisitor)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}s", value.as_secs_f64()))
+    }
+}

@@ -1,0 +1,248 @@
+//! YAML -> validated [`Scenario`], with `file:line:col` on every error.
+
+use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, When};
+use super::{Conditions, Expectation, Scenario};
+use crate::version::Range;
+use regex::Regex;
+use serde_saphyr::Spanned;
+use std::path::{Path, PathBuf};
+
+/// A scenario file that cannot be used, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl ScenarioError {
+    fn at<T>(file: &Path, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            file: file.to_path_buf(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates one scenario. `images_dir` is where its image directory must exist.
+pub fn parse_scenario(file: &Path, text: &str, images_dir: &Path) -> Result<Scenario, ScenarioError> {
+    let raw: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    validate(file, raw, images_dir)
+}
+
+/// Loads every `*.yaml` in `dir`, sorted by file name. All errors are returned, not just the first.
+pub fn load_all(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect(),
+        Err(e) => {
+            return Err(vec![ScenarioError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the scenario directory: {e}"),
+            }])
+        }
+    };
+    files.sort();
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| ScenarioError { file: file.clone(), line: 0, column: 0, message: format!("cannot read: {e}") })
+            .and_then(|text| parse_scenario(&file, &text, images_dir));
+        match parsed {
+            Ok(s) => scenarios.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for s in &scenarios {
+        if let Some(first) = seen.insert(s.id.clone(), s.source.clone()) {
+            errors.push(ScenarioError {
+                file: s.source.clone(),
+                line: 1,
+                column: 1,
+                message: format!("scenario id `{}` is already used by {}", s.id, first.display()),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(errors)
+    }
+}
+
+fn yaml_error(file: &Path, error: &serde_saphyr::Error) -> ScenarioError {
+    let (line, column) = error.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    // The rendered error repeats the position and quotes the source; the first line is the message.
+    let rendered = error.to_string();
+    let message = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid YAML")
+        .to_string();
+    ScenarioError { file: file.to_path_buf(), line, column, message }
+}
+
+fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenario, ScenarioError> {
+    let id_ok = !raw.id.value.is_empty()
+        && raw.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return Err(ScenarioError::at(file, &raw.id, format!(
+            "expected an id of lowercase letters, digits and dashes (it names cells and tests), got `{}`",
+            raw.id.value
+        )));
+    }
+    let containerfile = images_dir.join(&raw.image.value).join("Containerfile");
+    if !containerfile.is_file() {
+        return Err(ScenarioError::at(file, &raw.image, format!(
+            "expected an image directory with a Containerfile, but {} does not exist",
+            containerfile.display()
+        )));
+    }
+    if raw.rounds == 0 {
+        return Err(ScenarioError { file: file.to_path_buf(), line: 0, column: 0, message: "rounds must be at least 1".into() });
+    }
+    let expect = raw
+        .expect
+        .into_iter()
+        .map(|clause| expectation(file, clause))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Scenario {
+        id: raw.id.value,
+        summary: raw.summary,
+        upstream: raw.upstream,
+        image: raw.image.value,
+        run: raw.run,
+        ready: raw.ready,
+        rounds: raw.rounds,
+        checkpoint: raw.checkpoint,
+        verify: raw.verify,
+        timeouts: raw.timeouts,
+        expect,
+        source: file.to_path_buf(),
+    })
+}
+
+fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, ScenarioError> {
+    let signature = match &clause.signature {
+        None => None,
+        Some(text) => Some(Regex::new(&text.value).map_err(|e| {
+            let first_line = e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
+            ScenarioError::at(file, text, format!("expected a regular expression for `signature`: {first_line}"))
+        })?),
+    };
+    if clause.outcome.value == ExpectedOutcome::Fails && signature.is_none() {
+        return Err(ScenarioError::at(
+            file,
+            &clause.outcome,
+            "an expected failure needs a `signature`: the log line that proves it is the upstream bug",
+        ));
+    }
+    Ok(Expectation {
+        when: conditions(file, clause.when)?,
+        outcome: clause.outcome.value,
+        round: clause.round,
+        step: clause.step,
+        signature,
+        reason: clause.reason,
+    })
+}
+
+fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
+    let mut versions = Vec::new();
+    for (tool, range) in [
+        ("criu", when.criu),
+        ("crun", when.crun),
+        ("runc", when.runc),
+        ("podman", when.podman),
+        ("docker", when.docker),
+    ] {
+        if let Some(range) = range {
+            let parsed = Range::parse(&range.value).map_err(|m| ScenarioError::at(file, &range, m))?;
+            versions.push((tool.to_string(), parsed));
+        }
+    }
+    Ok(Conditions {
+        engine: when.engine,
+        runtime: when.runtime,
+        stack: when.stack,
+        kernel: when.kernel,
+        cgroup: when.cgroup,
+        versions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const GOOD: &str = "\
+id: demo
+summary: a counter
+image: demo
+run: { args: [/counter.sh] }
+ready: { file: /tmp/counter, timeout: 30s }
+rounds: 2
+verify:
+  - counter: /tmp/counter
+  - processes: { at_least: 1 }
+expect:
+  - when: { runtime: crun, crun: '<1.21' }
+    outcome: fails
+    step: checkpoint
+    round: 2
+    signature: 'Unseizable non-zombie \\d+ found'
+  - outcome: passes
+";
+
+    fn images() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("demo")).unwrap();
+        std::fs::write(dir.path().join("demo/Containerfile"), "FROM scratch\n").unwrap();
+        dir
+    }
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let images = images();
+        parse_scenario(Path::new("scenarios/demo.yaml"), text, images.path())
+    }
+
+    #[test]
+    fn a_complete_scenario_parses() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.id, "demo");
+        assert_eq!(s.rounds, 2);
+        assert_eq!(s.ready.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(s.verify.len(), 2);
+        assert_eq!(s.expect.len(), 2);
+        assert!(s.expect[0].signature.as_ref().unwrap().is_match("Unseizable non-zombie 42 found"));
+    }
+
+    /// Each malformed file names the line and column of the fault and what was expected.
+    #[rstest]
+    #[case::unknown_key(GOOD.replace("rounds: 2", "roundz: 2"), 6, "roundz")]
+    #[case::duplicate_key(GOOD.replace("rounds: 2", "rounds: 2\nrounds: 3"), 7, "uplicate")]
+    #[case::missing_image(GOOD.replace("image: demo", "image: nowhere"), 3, "Containerfile")]
+    #[case::bad_regex(GOOD.replace("\\d+ found", "(unclosed"), 15, "regular expression")]
+    #[case::bad_range(GOOD.replace("'<1.21'", "'before 1.21'"), 11, "version range")]
+    #[case::bad_duration(GOOD.replace("30s", "30 parsecs"), 5, "duration")]
+    #[case::fails_without_signature(GOOD.replace("    signature: 'Unseizable non-zombie \\d+ found'\n", ""), 12, "signature")]
+    fn malformed_files_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
+        let err = parse(&text).expect_err("must be rejected");
+        assert_eq!(err.line, line, "{err}");
+        assert!(err.column > 0, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+        assert!(err.to_string().starts_with("scenarios/demo.yaml:"), "{err}");
+    }
+}
