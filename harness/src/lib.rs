@@ -3,3 +3,9 @@
 
 pub mod scenario;
 pub mod version;
+pub mod plan;
+pub mod cleanup;
+pub mod events;
+pub mod record;
+pub mod report;
+pub mod verdict;

@@ -1,0 +1,76 @@
+//! Named matrices (`matrices/<name>.yaml`): which axis values a run covers.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// A matrix as written. `scenarios` absent means every scenario in `scenarios/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, from = "RawMatrix")]
+pub struct MatrixFile {
+    pub description: String,
+    pub scenarios: ScenarioSelection,
+    pub engines: Vec<String>,
+    pub runtimes: Vec<String>,
+    pub stacks: Vec<String>,
+    pub kernels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioSelection {
+    All,
+    Only(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatrix {
+    #[serde(default)]
+    description: String,
+    scenarios: Option<Vec<String>>,
+    engines: Vec<String>,
+    runtimes: Vec<String>,
+    stacks: Vec<String>,
+    #[serde(default = "host_kernel")]
+    kernels: Vec<String>,
+}
+
+fn host_kernel() -> Vec<String> {
+    vec!["host".to_string()]
+}
+
+impl From<RawMatrix> for MatrixFile {
+    fn from(raw: RawMatrix) -> MatrixFile {
+        MatrixFile {
+            description: raw.description,
+            scenarios: raw.scenarios.map_or(ScenarioSelection::All, ScenarioSelection::Only),
+            engines: raw.engines,
+            runtimes: raw.runtimes,
+            stacks: raw.stacks,
+            kernels: raw.kernels,
+        }
+    }
+}
+
+/// Loads `matrices/<name>.yaml` from the project directory.
+pub fn load_matrix(project: &Path, name: &str) -> anyhow::Result<MatrixFile> {
+    let path = project.join("matrices").join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let known = known_matrices(project).join(", ");
+        anyhow::anyhow!("failed to read matrix `{name}` ({}): {e}; known matrices: {known}", path.display())
+    })?;
+    serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        let message = e.to_string().lines().next().unwrap_or_default().to_string();
+        anyhow::anyhow!("{}:{line}:{col}: {message}", path.display())
+    })
+}
+
+fn known_matrices(project: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(project.join("matrices"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(String::from))
+        .collect();
+    names.sort();
+    names
+}
