@@ -49,6 +49,11 @@ impl Guard {
     pub fn run(self) {
         drop(self)
     }
+
+    /// Forgets the action without running it: another guard took over its job.
+    pub fn disarm(self) {
+        registry().actions.remove(&self.id);
+    }
 }
 
 impl Drop for Guard {

@@ -1,11 +1,16 @@
 //! criu-matrix: reproduces container checkpoint/restore failures across engines, runtimes,
 //! stacks and kernels. See ARCHITECTURE.md for the code map.
 
-pub mod scenario;
-pub mod version;
-pub mod plan;
 pub mod cleanup;
+pub mod engine;
 pub mod events;
+pub mod execute;
+pub mod image;
+pub mod plan;
 pub mod record;
 pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stack;
 pub mod verdict;
+pub mod version;

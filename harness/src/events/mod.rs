@@ -11,14 +11,33 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Long work started: provisioning a stack, importing a base image, building an image.
-    WorkStarted { stack: &'a str, what: &'a str },
+    WorkStarted {
+        stack: &'a str,
+        what: &'a str,
+    },
     /// ... and ended; `cached` when it found the result already there and did nothing.
-    WorkDone { stack: &'a str, what: &'a str, seconds: f64, cached: bool },
-    RunPlanned { cells: usize },
-    CellStarted { name: &'a str },
+    WorkDone {
+        stack: &'a str,
+        what: &'a str,
+        seconds: f64,
+        cached: bool,
+    },
+    RunPlanned {
+        cells: usize,
+    },
+    CellStarted {
+        name: &'a str,
+    },
     /// A step of a round: `checkpoint`, `restore`, `verify`.
-    Step { name: &'a str, round: u32, step: &'a str, seconds: f64 },
-    CellFinished { record: &'a CellRecord },
+    Step {
+        name: &'a str,
+        round: u32,
+        step: &'a str,
+        seconds: f64,
+    },
+    CellFinished {
+        record: &'a CellRecord,
+    },
 }
 
 pub trait Reporter: Send + Sync {

@@ -58,7 +58,12 @@ impl Reporter for ProgressReporter {
             }
             Event::CellFinished { record } => {
                 self.cells.inc(1);
-                let _ = self.multi.println(format!("{:<10} {}  {}", record.verdict.to_string(), record.name, record.reason));
+                let _ = self.multi.println(format!(
+                    "{:<10} {}  {}",
+                    record.verdict.to_string(),
+                    record.name,
+                    record.reason
+                ));
             }
         }
     }

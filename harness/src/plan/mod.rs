@@ -1,8 +1,10 @@
 //! The plan: scenarios x engine x runtime x stack x kernel, expanded into cells and filtered.
 
 mod matrix;
+mod require;
 
 pub use matrix::{load_matrix, MatrixFile, ScenarioSelection};
+pub use require::Required;
 
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
@@ -83,12 +85,9 @@ pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
         ScenarioSelection::Only(ids) => ids
             .iter()
             .map(|id| {
-                scenarios
-                    .iter()
-                    .find(|s| &s.id == id)
-                    .cloned()
-                    .map(Arc::new)
-                    .ok_or_else(|| anyhow::anyhow!("the matrix names scenario `{id}`, which no file in scenarios/ defines"))
+                scenarios.iter().find(|s| &s.id == id).cloned().map(Arc::new).ok_or_else(|| {
+                    anyhow::anyhow!("the matrix names scenario `{id}`, which no file in scenarios/ defines")
+                })
             })
             .collect::<anyhow::Result<_>>()?,
     };

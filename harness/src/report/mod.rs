@@ -50,7 +50,12 @@ pub fn build(records: &[CellRecord]) -> Matrix {
                 .map(|col| {
                     // The last record wins when a cell was run more than once.
                     records.iter().rev().find(|r| r.key.scenario == scenario && &column_of(r) == col).map(|r| {
-                        MatrixCell { verdict: r.verdict, reason: r.reason.clone(), seconds: r.seconds, logs: r.logs.clone() }
+                        MatrixCell {
+                            verdict: r.verdict,
+                            reason: r.reason.clone(),
+                            seconds: r.seconds,
+                            logs: r.logs.clone(),
+                        }
                     })
                 })
                 .collect(),
@@ -83,7 +88,10 @@ pub fn markdown(matrix: &Matrix) -> String {
     for row in &matrix.rows {
         for (col, cell) in matrix.columns.iter().zip(&row.cells) {
             if let Some(c) = cell {
-                out.push_str(&format!("- `{}` {col}: **{}** ({:.1}s) {}\n", row.scenario, c.verdict, c.seconds, c.reason));
+                out.push_str(&format!(
+                    "- `{}` {col}: **{}** ({:.1}s) {}\n",
+                    row.scenario, c.verdict, c.seconds, c.reason
+                ));
             }
         }
     }

@@ -70,11 +70,7 @@ pub struct Conditions {
 impl Scenario {
     /// The first clause whose conditions hold for this cell, or "passes".
     pub fn expectation_for(&self, facts: &dyn CellFacts) -> Expectation {
-        self.expect
-            .iter()
-            .find(|clause| clause.when.hold_for(facts))
-            .cloned()
-            .unwrap_or_else(Expectation::passes)
+        self.expect.iter().find(|clause| clause.when.hold_for(facts)).cloned().unwrap_or_else(Expectation::passes)
     }
 }
 
@@ -99,9 +95,6 @@ impl Conditions {
         });
         // A version condition on a tool the cell does not have (or could not probe) does not hold.
         axes_hold
-            && self
-                .versions
-                .iter()
-                .all(|(tool, range)| facts.tool_version(tool).is_some_and(|v| range.matches(&v)))
+            && self.versions.iter().all(|(tool, range)| facts.tool_version(tool).is_some_and(|v| range.matches(&v)))
     }
 }

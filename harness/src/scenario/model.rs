@@ -113,12 +113,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            start: secs::<120>(),
-            checkpoint: secs::<120>(),
-            restore: secs::<120>(),
-            verify: secs::<30>(),
-        }
+        Timeouts { start: secs::<120>(), checkpoint: secs::<120>(), restore: secs::<120>(), verify: secs::<30>() }
     }
 }
 
@@ -196,9 +191,8 @@ pub mod duration_text {
             Some(at) => text.split_at(at),
             None => (text, "s"),
         };
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}`"))?;
+        let value: f64 =
+            number.parse().map_err(|_| format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}`"))?;
         let seconds = match unit.trim() {
             "ms" => value / 1000.0,
             "s" => value,

@@ -84,12 +84,7 @@ fn yaml_error(file: &Path, error: &serde_saphyr::Error) -> ScenarioError {
     let (line, column) = error.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     // The rendered error repeats the position and quotes the source; the first line is the message.
     let rendered = error.to_string();
-    let message = rendered
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid YAML")
-        .to_string();
+    let message = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML").to_string();
     ScenarioError { file: file.to_path_buf(), line, column, message }
 }
 
@@ -97,26 +92,32 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
     let id_ok = !raw.id.value.is_empty()
         && raw.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !id_ok {
-        return Err(ScenarioError::at(file, &raw.id, format!(
-            "expected an id of lowercase letters, digits and dashes (it names cells and tests), got `{}`",
-            raw.id.value
-        )));
+        return Err(ScenarioError::at(
+            file,
+            &raw.id,
+            format!(
+                "expected an id of lowercase letters, digits and dashes (it names cells and tests), got `{}`",
+                raw.id.value
+            ),
+        ));
     }
     let containerfile = images_dir.join(&raw.image.value).join("Containerfile");
     if !containerfile.is_file() {
-        return Err(ScenarioError::at(file, &raw.image, format!(
-            "expected an image directory with a Containerfile, but {} does not exist",
-            containerfile.display()
-        )));
+        return Err(ScenarioError::at(
+            file,
+            &raw.image,
+            format!("expected an image directory with a Containerfile, but {} does not exist", containerfile.display()),
+        ));
     }
     if raw.rounds == 0 {
-        return Err(ScenarioError { file: file.to_path_buf(), line: 0, column: 0, message: "rounds must be at least 1".into() });
+        return Err(ScenarioError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: "rounds must be at least 1".into(),
+        });
     }
-    let expect = raw
-        .expect
-        .into_iter()
-        .map(|clause| expectation(file, clause))
-        .collect::<Result<Vec<_>, _>>()?;
+    let expect = raw.expect.into_iter().map(|clause| expectation(file, clause)).collect::<Result<Vec<_>, _>>()?;
     Ok(Scenario {
         id: raw.id.value,
         summary: raw.summary,
@@ -137,7 +138,8 @@ fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, Scenari
     let signature = match &clause.signature {
         None => None,
         Some(text) => Some(Regex::new(&text.value).map_err(|e| {
-            let first_line = e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
+            let first_line =
+                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
             ScenarioError::at(file, text, format!("expected a regular expression for `signature`: {first_line}"))
         })?),
     };

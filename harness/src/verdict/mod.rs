@@ -1,6 +1,6 @@
 //! Classification: what a cell did, held against what its scenario expects there.
 
-use crate::scenario::{ExpectedOutcome, Expectation, FailStep};
+use crate::scenario::{Expectation, ExpectedOutcome, FailStep};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,11 +36,16 @@ impl std::fmt::Display for Verdict {
 /// What running a cell came to, before any expectation is applied.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Passed { rounds: u32 },
+    Passed {
+        rounds: u32,
+    },
     /// Checkpoint, restore or verification failed: a result about the stack under test.
     Failed(Failure),
     /// The harness or environment broke (provisioning, build, start, readiness).
-    Error { step: String, message: String },
+    Error {
+        step: String,
+        message: String,
+    },
     Skipped(String),
 }
 
@@ -100,7 +105,10 @@ fn classify_expected_failure(expected: &Expectation, f: &Failure) -> Classificat
         },
         Some(line) => Classification {
             verdict: Verdict::Fail,
-            reason: format!("{at}: the expected signature appeared, but the bug is expected{}", where_expected(expected)),
+            reason: format!(
+                "{at}: the expected signature appeared, but the bug is expected{}",
+                where_expected(expected)
+            ),
             matched: Some(line),
         },
         None => Classification {

@@ -1,0 +1,128 @@
+//! Container engines. Each driver turns the harness's few operations into the engine's own
+//! interface and records every action as the equivalent plain CLI command (the reproducer).
+
+mod podman;
+
+pub use podman::Podman;
+
+use crate::scenario::Network;
+use crate::stack::Output;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A container to start.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub name: String,
+    pub image: String,
+    pub runtime: String,
+    pub network: Network,
+    pub env: Vec<String>,
+    pub args: Vec<String>,
+    /// `key=value` labels; the harness label is always added.
+    pub labels: Vec<String>,
+}
+
+/// A checkpoint or restore, with what it left as evidence.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub output: Output,
+    /// Numeric figures of the engine's statistics (CRIU times in µs, durations).
+    pub stats: BTreeMap<String, f64>,
+    /// CRIU's log of this step (dump.log / restore.log) when the engine kept one.
+    pub criu_log: Option<String>,
+}
+
+impl StepReport {
+    /// Everything a signature may be searched in: the engine's stderr and CRIU's log.
+    pub fn evidence(&self) -> String {
+        let mut text = format!("{}\n{}", self.output.stderr, self.output.stdout);
+        if let Some(log) = &self.criu_log {
+            text.push_str("\n--- CRIU log ---\n");
+            text.push_str(log);
+        }
+        text
+    }
+}
+
+/// Where to take a checkpoint and what to restore from.
+#[derive(Debug, Clone, Copy)]
+pub enum CheckpointMode<'a> {
+    /// Restore the same container.
+    InPlace,
+    /// Export to an archive (a path inside the stack), restore into a new container.
+    Export { archive: &'a str },
+}
+
+#[allow(async_fn_in_trait)] // drivers are used by generic code in this crate only
+pub trait Engine {
+    fn name(&self) -> &'static str;
+    async fn image_exists(&self, tag: &str) -> anyhow::Result<bool>;
+    async fn image_id(&self, tag: &str) -> anyhow::Result<String>;
+    /// Imports a rootfs tarball (a host path) as an image.
+    async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()>;
+    /// Builds `context` (a path inside the stack) with `--build-arg BASE=<base>`.
+    async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output>;
+    async fn run(&self, request: &RunRequest, limit: Duration) -> anyhow::Result<Output>;
+    /// The host PID of the container's first process, if it runs.
+    async fn pid(&self, name: &str) -> anyhow::Result<Option<u32>>;
+    async fn checkpoint(&self, name: &str, mode: CheckpointMode<'_>, limit: Duration) -> anyhow::Result<StepReport>;
+    /// Restores `name`; with an export, into the new container `new_name`.
+    async fn restore(
+        &self,
+        name: &str,
+        new_name: &str,
+        mode: CheckpointMode<'_>,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport>;
+    /// The equivalent CLI command to read a file in the container (for the reproducer).
+    fn read_file_command(&self, name: &str, path: &str) -> String;
+    /// Removes containers now (blocking: also used from cleanup paths).
+    fn remove_blocking(&self, names: &[String]);
+    /// A remover that outlives the driver, for cleanup guards.
+    fn remover(&self) -> Remover;
+}
+
+/// Removes containers by name, blocking; usable from `Drop` and the interrupt handler.
+pub type Remover = std::sync::Arc<dyn Fn(&[String]) + Send + Sync>;
+
+/// Collects every number in a JSON document, keyed by its field name (the statistics engines
+/// print are small objects of uniquely named figures).
+pub fn numeric_fields(value: &serde_json::Value, into: &mut BTreeMap<String, f64>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    serde_json::Value::Number(n) => {
+                        if let Some(f) = n.as_f64() {
+                            into.insert(key.clone(), f);
+                        }
+                    }
+                    other => numeric_fields(other, into),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| numeric_fields(v, into)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_nested_statistics() {
+        let json = serde_json::json!({
+            "podman_checkpoint_duration": 1200,
+            "container_statistics": [{"Id": "abc", "runtime_checkpoint_duration": 900,
+                "criu_statistics": {"freezing_time": 300, "frozen_time": 5000, "memdump_time": 800}}]
+        });
+        let mut stats = BTreeMap::new();
+        numeric_fields(&json, &mut stats);
+        assert_eq!(stats.get("freezing_time"), Some(&300.0));
+        assert_eq!(stats.get("podman_checkpoint_duration"), Some(&1200.0));
+        assert_eq!(stats.len(), 5);
+    }
+}

@@ -1,0 +1,208 @@
+//! podman, driven through its CLI (its Docker-compatible API has no checkpoint endpoints), with
+//! JSON output where it has it.
+
+use super::{numeric_fields, CheckpointMode, Engine, RunRequest, StepReport};
+use crate::scenario::Network;
+use crate::stack::exec::{self, Entry, Output, Transcript};
+use crate::stack::namespace::LABEL;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Podman {
+    entry: Entry,
+    /// Where the host sees the stack's `/`.
+    host_root: PathBuf,
+    transcript: Arc<Transcript>,
+}
+
+const INSPECT_LIMIT: Duration = Duration::from_secs(60);
+
+impl Podman {
+    pub fn new(entry: Entry, host_root: PathBuf, transcript: Arc<Transcript>) -> Podman {
+        Podman { entry, host_root, transcript }
+    }
+
+    async fn podman(&self, purpose: &str, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
+        let argv: Vec<String> = std::iter::once("podman").chain(args.iter().copied()).map(String::from).collect();
+        let out = exec::run(&self.entry, &argv, limit, None).await?;
+        self.transcript.push(purpose, &out);
+        Ok(out)
+    }
+
+    /// Inside-the-stack path -> host path.
+    fn on_host(&self, inner: &str) -> PathBuf {
+        self.host_root.join(inner.trim_start_matches('/'))
+    }
+
+    /// CRIU's log of the last checkpoint/restore of a container, if podman kept it.
+    async fn criu_log(&self, name: &str, file: &str, stderr: &str) -> Option<String> {
+        // On failure podman names the log it kept: "Please check CRIU logfile /path/dump.log".
+        let named = stderr
+            .split_whitespace()
+            .find(|w| w.ends_with(&format!("/{file}")))
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\'' || c == ',').to_string());
+        let path = match named {
+            Some(p) => p,
+            None => {
+                let out = exec::run(
+                    &self.entry,
+                    &["podman", "container", "inspect", "--format", "{{.StaticDir}}", name].map(String::from),
+                    INSPECT_LIMIT,
+                    None,
+                )
+                .await
+                .ok()?;
+                format!("{}/{file}", out.stdout.trim())
+            }
+        };
+        std::fs::read_to_string(self.on_host(&path)).ok()
+    }
+}
+
+impl Engine for Podman {
+    fn name(&self) -> &'static str {
+        "podman"
+    }
+
+    async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
+        let out =
+            exec::run(&self.entry, &["podman", "image", "exists", tag].map(String::from), INSPECT_LIMIT, None).await?;
+        Ok(out.success())
+    }
+
+    async fn image_id(&self, tag: &str) -> anyhow::Result<String> {
+        let out = self
+            .podman("image id", &["image", "inspect", "--format", "{{.Id}}", tag], INSPECT_LIMIT)
+            .await?
+            .checked()?;
+        Ok(out.stdout.trim().to_string())
+    }
+
+    async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
+        let file = std::fs::File::open(tarball)?;
+        let argv: Vec<String> = ["podman", "import", "-", tag].map(String::from).to_vec();
+        let out = exec::run(&self.entry, &argv, Duration::from_secs(600), Some(file.into())).await?;
+        self.transcript.push_equivalent("import the base image", &format!("podman import {} {tag}", tarball.display()));
+        out.checked()?;
+        Ok(())
+    }
+
+    async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output> {
+        let arg = format!("BASE={base}");
+        self.podman(
+            "build the scenario image",
+            &["build", "--build-arg", &arg, "--tag", tag, context],
+            Duration::from_secs(1800),
+        )
+        .await?
+        .checked()
+    }
+
+    async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
+        let mut args: Vec<String> = vec!["run".into(), "--detach".into(), "--name".into(), r.name.clone()];
+        args.extend(["--runtime".into(), r.runtime.clone()]);
+        args.extend(["--label".into(), LABEL.to_string()]);
+        for l in &r.labels {
+            args.extend(["--label".into(), l.clone()]);
+        }
+        match r.network {
+            Network::None => args.extend(["--network".into(), "none".into()]),
+            Network::Bridge => {}
+        }
+        for e in &r.env {
+            args.extend(["--env".into(), e.clone()]);
+        }
+        args.push(r.image.clone());
+        args.extend(r.args.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.podman("start the workload", &refs, limit).await
+    }
+
+    async fn pid(&self, name: &str) -> anyhow::Result<Option<u32>> {
+        let out = exec::run(
+            &self.entry,
+            &["podman", "container", "inspect", "--format", "{{.State.Pid}}", name].map(String::from),
+            INSPECT_LIMIT,
+            None,
+        )
+        .await?
+        .checked()?;
+        Ok(out.stdout.trim().parse::<u32>().ok().filter(|p| *p > 0))
+    }
+
+    async fn checkpoint(&self, name: &str, mode: CheckpointMode<'_>, limit: Duration) -> anyhow::Result<StepReport> {
+        let mut args = vec!["container", "checkpoint", "--print-stats"];
+        if let CheckpointMode::Export { archive } = mode {
+            args.extend(["--export", archive]);
+        }
+        args.push(name);
+        let output = self.podman("checkpoint", &args, limit).await?;
+        let criu_log = if output.success() { None } else { self.criu_log(name, "dump.log", &output.stderr).await };
+        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+    }
+
+    async fn restore(
+        &self,
+        name: &str,
+        new_name: &str,
+        mode: CheckpointMode<'_>,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport> {
+        let mut args = vec!["container", "restore", "--print-stats"];
+        let target = match mode {
+            CheckpointMode::InPlace => {
+                args.push(name);
+                name
+            }
+            CheckpointMode::Export { archive } => {
+                args.extend(["--import", archive, "--name", new_name]);
+                new_name
+            }
+        };
+        let output = self.podman("restore", &args, limit).await?;
+        let criu_log = if output.success() { None } else { self.criu_log(target, "restore.log", &output.stderr).await };
+        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+    }
+
+    fn read_file_command(&self, name: &str, path: &str) -> String {
+        exec::shell_join(&["podman", "exec", name, "cat", path].map(String::from))
+    }
+
+    fn remove_blocking(&self, names: &[String]) {
+        remove(&self.entry, names)
+    }
+
+    fn remover(&self) -> super::Remover {
+        let entry = self.entry.clone();
+        std::sync::Arc::new(move |names: &[String]| remove(&entry, names))
+    }
+}
+
+fn remove(entry: &Entry, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut argv: Vec<String> = ["podman", "rm", "--force", "--ignore", "--time", "0"].map(String::from).to_vec();
+    argv.extend(names.iter().cloned());
+    match entry.run_blocking(&argv) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            tracing::warn!("failed to remove containers {names:?}: {}", String::from_utf8_lossy(&out.stderr).trim())
+        }
+        Err(e) => tracing::warn!("failed to remove containers {names:?}: {e}"),
+    }
+}
+
+/// `--print-stats` prints one JSON document on stdout.
+fn stats_of(output: &Output) -> std::collections::BTreeMap<String, f64> {
+    let mut stats = std::collections::BTreeMap::new();
+    let text = output.stdout.trim();
+    let json_start = text.find('{');
+    if let Some(at) = json_start {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text[at..]) {
+            numeric_fields(&value, &mut stats);
+        }
+    }
+    stats
+}

@@ -1,0 +1,191 @@
+//! Running one cell: start the workload, wait until it is ready, then rounds of
+//! checkpoint -> restore -> verify. Every step has a time limit; whatever the cell created is
+//! removed when it ends, however it ends.
+
+mod verify;
+
+use crate::cleanup;
+use crate::engine::{CheckpointMode, Engine, RunRequest, StepReport};
+use crate::events::{Event, Events};
+use crate::record::RoundRecord;
+use crate::scenario::{FailStep, Scenario, VerifyStep};
+use crate::stack::Session;
+use crate::verdict::{Failure, Outcome};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use verify::{read_counter, Probe};
+
+/// What a cell did: its outcome and the figures of each round that ran.
+pub struct Execution {
+    pub outcome: Outcome,
+    pub rounds: Vec<RoundRecord>,
+}
+
+/// The containers of one cell. Dropping it removes them (also on panic, timeout or interrupt).
+struct CellContainers {
+    names: Arc<Mutex<Vec<String>>>,
+    _guard: cleanup::Guard,
+}
+
+impl CellContainers {
+    fn new(cell: &str, remover: crate::engine::Remover) -> CellContainers {
+        let names: Arc<Mutex<Vec<String>>> = Arc::default();
+        let owned = names.clone();
+        let guard = cleanup::on_cleanup(format!("remove the containers of {cell}"), move || {
+            let names = owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            remover(&names);
+        });
+        CellContainers { names, _guard: guard }
+    }
+
+    fn add(&self, name: &str) {
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_string());
+    }
+}
+
+pub struct CellSpec<'a> {
+    pub name: &'a str,
+    /// The cell's commands, for the reproducer (shared with the engine driver).
+    pub transcript: &'a crate::stack::Transcript,
+    pub scenario: &'a Scenario,
+    pub runtime: &'a str,
+    pub image: &'a str,
+    /// Where the cell's logs go.
+    pub log_dir: &'a Path,
+}
+
+pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'_>, events: &Events) -> Execution {
+    let containers = CellContainers::new(spec.name, engine.remover());
+    let mut rounds = Vec::new();
+    let outcome = match run_rounds(engine, session, spec, events, &containers, &mut rounds).await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Error { step: "harness".to_string(), message: format!("{e:#}") },
+    };
+    drop(containers);
+    Execution { outcome, rounds }
+}
+
+/// A unique, valid container name for round `n` of a cell.
+fn container_name(cell: &str, n: u32) -> String {
+    let slug: String = cell.replace("::", "-").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    format!("cm-{slug}-{}-{n}", std::process::id())
+}
+
+async fn run_rounds<E: Engine>(
+    engine: &E,
+    session: &Session,
+    spec: &CellSpec<'_>,
+    events: &Events,
+    containers: &CellContainers,
+    rounds: &mut Vec<RoundRecord>,
+) -> anyhow::Result<Outcome> {
+    let s = spec.scenario;
+    let mut name = container_name(spec.name, 1);
+    containers.add(&name);
+    let request = RunRequest {
+        name: name.clone(),
+        image: spec.image.to_string(),
+        runtime: spec.runtime.to_string(),
+        network: s.run.network,
+        env: s.run.env.clone(),
+        args: s.run.args.clone(),
+        labels: vec![format!("criu-matrix.cell={}", spec.name)],
+    };
+    let started = engine.run(&request, s.timeouts.start).await?;
+    if !started.success() {
+        return Ok(Outcome::Error { step: "start".into(), message: started.failure_text() });
+    }
+    let probe = Probe::new(engine, session);
+    let ready_file = &s.ready.file;
+    spec.transcript.push_equivalent(
+        "wait until the workload is ready",
+        &format!("until {} >/dev/null 2>&1; do sleep 0.1; done", engine.read_file_command(&name, ready_file)),
+    );
+    if let Err(message) = probe.wait_ready(&name, &s.ready.file, s.ready.timeout).await {
+        return Ok(Outcome::Error { step: "ready".into(), message });
+    }
+    let counter = s.verify.iter().find_map(|v| match v {
+        VerifyStep::Counter(path) => Some(path.as_str()),
+        _ => None,
+    });
+    for round in 1..=s.rounds {
+        let mut record = RoundRecord { round, ..RoundRecord::default() };
+        if let Some(path) = counter {
+            spec.transcript
+                .push_equivalent("the counter before the checkpoint", &engine.read_file_command(&name, path));
+            record.counter_before = probe.counter(&name, path).await.ok();
+        }
+        let archive = format!("/tmp/{name}.tar.gz");
+        let mode =
+            if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
+
+        let dumped = engine.checkpoint(&name, mode, s.timeouts.checkpoint).await?;
+        record.checkpoint_seconds = Some(dumped.output.seconds);
+        record.checkpoint_stats = dumped.stats.clone();
+        events.emit(Event::Step { name: spec.name, round, step: "checkpoint", seconds: dumped.output.seconds });
+        if !dumped.output.success() {
+            rounds.push(record);
+            return Ok(failed(spec, round, FailStep::Checkpoint, &dumped));
+        }
+
+        let new_name = if s.checkpoint.export { container_name(spec.name, round + 1) } else { name.clone() };
+        if s.checkpoint.export {
+            containers.add(&new_name);
+        }
+        let restored = engine.restore(&name, &new_name, mode, s.timeouts.restore).await?;
+        if s.checkpoint.export {
+            let _ = std::fs::remove_file(session.host_path(&archive));
+        }
+        record.restore_seconds = Some(restored.output.seconds);
+        record.restore_stats = restored.stats.clone();
+        events.emit(Event::Step { name: spec.name, round, step: "restore", seconds: restored.output.seconds });
+        if !restored.output.success() {
+            rounds.push(record);
+            return Ok(failed(spec, round, FailStep::Restore, &restored));
+        }
+        if s.checkpoint.export {
+            // The checkpointed original stays behind as an exited container; the new one carries on.
+            engine.remove_blocking(std::slice::from_ref(&name));
+            name = new_name;
+        }
+
+        if let Some(path) = counter {
+            spec.transcript.push_equivalent(
+                "the counter after the restore: not lower, then growing",
+                &engine.read_file_command(&name, path),
+            );
+        }
+        let verified = verify::after_restore(&probe, &name, &s.verify, record.counter_before, s.timeouts.verify).await;
+        match verified {
+            Ok(after) => record.counter_after = after,
+            Err(message) => {
+                rounds.push(record);
+                let _ = std::fs::write(spec.log_dir.join(format!("round{round}-verify.txt")), &message);
+                return Ok(Outcome::Failed(Failure {
+                    round,
+                    step: FailStep::Verify,
+                    evidence: message.clone(),
+                    message,
+                }));
+            }
+        }
+        rounds.push(record);
+    }
+    Ok(Outcome::Passed { rounds: s.rounds })
+}
+
+/// A failed checkpoint or restore: keep its stderr and CRIU log as files and as evidence.
+fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) -> Outcome {
+    let prefix = spec.log_dir.join(format!("round{round}-{step}"));
+    let _ = std::fs::write(prefix.with_extension("stderr"), &report.output.stderr);
+    if let Some(log) = &report.criu_log {
+        let file = if step == FailStep::Checkpoint { "dump.log" } else { "restore.log" };
+        let _ = std::fs::write(spec.log_dir.join(format!("round{round}-{file}")), log);
+    }
+    Outcome::Failed(Failure { round, step, message: report.output.failure_text(), evidence: report.evidence() })
+}
+
+/// How often readiness and progress are polled: short against every time limit in use.
+pub(crate) const POLL: Duration = Duration::from_millis(100);

@@ -1,0 +1,135 @@
+//! Checks on a running container, read from the host through `/proc/<pid>/root` (no `exec` into
+//! the container, which would add a process to what CRIU dumps). Each read is also recorded as the
+//! equivalent engine command for the reproducer.
+
+use super::POLL;
+use crate::engine::Engine;
+use crate::scenario::VerifyStep;
+use crate::stack::Session;
+use std::time::{Duration, Instant};
+
+pub struct Probe<'a, E: Engine> {
+    engine: &'a E,
+    session: &'a Session,
+}
+
+/// Reads a counter file: a decimal number, possibly followed by a newline.
+pub fn read_counter(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| format!("expected a number in the counter file, found {:?}", text.trim()))
+}
+
+impl<'a, E: Engine> Probe<'a, E> {
+    pub fn new(engine: &'a E, session: &'a Session) -> Self {
+        Probe { engine, session }
+    }
+
+    async fn pid(&self, name: &str) -> Result<u32, String> {
+        match self.engine.pid(name).await {
+            Ok(Some(pid)) => Ok(pid),
+            Ok(None) => Err(format!("container {name} is not running")),
+            Err(e) => Err(format!("failed to inspect container {name}: {e:#}")),
+        }
+    }
+
+    /// A file inside the container, as the host sees it.
+    async fn read(&self, name: &str, path: &str) -> Result<String, String> {
+        let pid = self.pid(name).await?;
+        let host = self.session.host_path(&format!("/proc/{pid}/root{path}"));
+        std::fs::read_to_string(&host).map_err(|e| format!("failed to read {path} in container {name}: {e}"))
+    }
+
+    /// Waits until `file` exists and is not empty in the container.
+    pub async fn wait_ready(&self, name: &str, file: &str, limit: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < limit {
+            match self.read(name, file).await {
+                Ok(text) if !text.trim().is_empty() => return Ok(()),
+                Ok(_) => last = format!("{file} is empty"),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(format!("the workload was not ready within {:.0}s ({last})", limit.as_secs_f64()))
+    }
+
+    pub async fn counter(&self, name: &str, path: &str) -> Result<u64, String> {
+        read_counter(&self.read(name, path).await?)
+    }
+
+    /// Processes in the container's PID namespace.
+    async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
+        let pid = self.pid(name).await?;
+        let proc_root = self.session.host_path("/proc");
+        let ns = std::fs::read_link(proc_root.join(format!("{pid}/ns/pid"))).map_err(|e| e.to_string())?;
+        let entries = std::fs::read_dir(&proc_root).map_err(|e| e.to_string())?;
+        Ok(entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| std::fs::read_link(proc_root.join(format!("{p}/ns/pid"))).is_ok_and(|l| l == ns))
+            .collect())
+    }
+}
+
+/// After a restore: the workload continued where it was (never just "running").
+/// Returns the counter value read right after the restore.
+pub async fn after_restore<E: Engine>(
+    probe: &Probe<'_, E>,
+    name: &str,
+    steps: &[VerifyStep],
+    before: Option<u64>,
+    limit: Duration,
+) -> Result<Option<u64>, String> {
+    let mut after_value = None;
+    for step in steps {
+        match step {
+            VerifyStep::Counter(path) => {
+                let after = probe.counter(name, path).await?;
+                if let Some(before) = before {
+                    if after < before {
+                        return Err(format!(
+                            "counter {path} went back from {before} to {after}: the workload restarted instead of continuing"
+                        ));
+                    }
+                }
+                let started = Instant::now();
+                loop {
+                    let now = probe.counter(name, path).await?;
+                    if now > after {
+                        break;
+                    }
+                    if started.elapsed() > limit {
+                        return Err(format!(
+                            "counter {path} stayed at {now} for {:.0}s after the restore: the workload is not running",
+                            limit.as_secs_f64()
+                        ));
+                    }
+                    tokio::time::sleep(super::POLL).await;
+                }
+                after_value = Some(after);
+            }
+            VerifyStep::Processes(count) => {
+                let found = probe.processes(name).await?;
+                if (found.len() as u32) < count.at_least {
+                    return Err(format!(
+                        "{} processes in the container after the restore, expected at least {}",
+                        found.len(),
+                        count.at_least
+                    ));
+                }
+            }
+        }
+    }
+    Ok(after_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_counters_and_rejects_garbage() {
+        assert_eq!(read_counter("42\n"), Ok(42));
+        assert!(read_counter("").is_err());
+        assert!(read_counter("4x2").is_err());
+    }
+}

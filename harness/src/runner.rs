@@ -1,0 +1,315 @@
+//! The runner: drives planned cells through stacks, images and execution, classifies each, and
+//! records it as it finishes. Shared by `criu-matrix run` and the `cargo test` entry point.
+
+use crate::engine::Podman;
+use crate::events::{Event, Events};
+use crate::execute::{self, CellSpec};
+use crate::plan::{Cell, CellKey};
+use crate::record::{CellRecord, FailureRecord, RunDir};
+use crate::scenario::{CellFacts, Expectation, ExpectedOutcome};
+use crate::stack::{self, Cache, Session, StackFacts, Transcript};
+use crate::verdict::{self, Outcome};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the project's inputs are.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+}
+
+impl Project {
+    /// The directory holding `scenarios/`, `images/` and `matrices/`: `CRIU_MATRIX_PROJECT`, else
+    /// the current directory or one of its parents.
+    pub fn locate() -> anyhow::Result<Project> {
+        if let Some(dir) = std::env::var_os("CRIU_MATRIX_PROJECT") {
+            return Ok(Project { root: PathBuf::from(dir) });
+        }
+        let cwd = std::env::current_dir()?;
+        cwd.ancestors()
+            .find(|d| d.join("scenarios").is_dir() && d.join("matrices").is_dir())
+            .map(|d| Project { root: d.to_path_buf() })
+            .ok_or_else(|| {
+                anyhow::anyhow!("failed to find scenarios/ and matrices/ here or above (set CRIU_MATRIX_PROJECT)")
+            })
+    }
+
+    pub fn scenarios(&self) -> PathBuf {
+        self.root.join("scenarios")
+    }
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
+    }
+}
+
+enum StackState {
+    Open {
+        session: Box<Session>,
+        base: Option<String>,
+    },
+    /// Opening failed: every cell of the stack is an error with this message.
+    Broken(String),
+}
+
+pub struct Runner {
+    project: Project,
+    cache: Cache,
+    events: Events,
+    pub run: RunDir,
+    stacks: HashMap<String, StackState>,
+}
+
+struct Facts<'a> {
+    key: &'a CellKey,
+    stack: &'a StackFacts,
+}
+
+impl CellFacts for Facts<'_> {
+    fn axis(&self, name: &str) -> Option<String> {
+        match name {
+            "cgroup" => Some(self.stack.cgroup.clone()),
+            other => self.key.axis(other).map(String::from),
+        }
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        self.stack.version(tool)
+    }
+}
+
+impl Runner {
+    pub fn new(project: Project, cache: Cache, events: Events) -> anyhow::Result<Runner> {
+        let run = RunDir::create(&project.results())?;
+        Ok(Runner { project, cache, events, run, stacks: HashMap::new() })
+    }
+
+    /// Runs one cell to its record (already appended to `cells.jsonl`).
+    pub async fn run_cell(&mut self, cell: &Cell) -> CellRecord {
+        let name = cell.name();
+        self.events.emit(Event::CellStarted { name: &name });
+        let started = Instant::now();
+        let started_at = now_text();
+        let log_dir = self.run.cell_dir(&name).unwrap_or_else(|_| self.run.dir.clone());
+        let transcript = Arc::new(Transcript::default());
+
+        let (outcome, rounds, expectation, versions) = if cell.key.kernel != "host" {
+            let why = format!("kernel `{}`: only the running kernel (`host`) is supported so far", cell.key.kernel);
+            (Outcome::Skipped(why), Vec::new(), Expectation::passes(), Default::default())
+        } else {
+            match self.ensure_stack(&cell.key.stack).await {
+                Err(message) => (
+                    Outcome::Error { step: "stack".into(), message },
+                    Vec::new(),
+                    Expectation::passes(),
+                    Default::default(),
+                ),
+                Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
+            }
+        };
+
+        let class = verdict::classify(&expectation, &outcome);
+        let failure = match &outcome {
+            Outcome::Failed(f) => Some(FailureRecord {
+                round: f.round,
+                step: f.step.to_string(),
+                message: f.message.clone(),
+                signature_matched: class.matched.clone(),
+                excerpt: excerpt(&f.evidence, &class.matched),
+            }),
+            _ => None,
+        };
+        let reproducer = self.write_reproducer(cell, &transcript, &log_dir, &class.reason);
+        let record = CellRecord {
+            name: name.clone(),
+            key: cell.key.clone(),
+            verdict: class.verdict,
+            reason: class.reason,
+            expected: describe(&expectation),
+            failure,
+            rounds,
+            versions,
+            started: started_at,
+            seconds: started.elapsed().as_secs_f64(),
+            logs: Some(self.run.relative(&log_dir)),
+            reproducer,
+        };
+        if let Err(e) = self.run.append(&record) {
+            tracing::error!("failed to record {name}: {e:#}");
+        }
+        self.events.emit(Event::CellFinished { record: &record });
+        record
+    }
+
+    /// Opens the stack (once per run) and ensures its base image; a failure is remembered.
+    async fn ensure_stack(&mut self, stack: &str) -> Result<(), String> {
+        if !self.stacks.contains_key(stack) {
+            let state = match stack::open(stack, &self.cache, &self.events).await {
+                Err(e) => StackState::Broken(format!("failed to open the {stack} stack: {e:#}")),
+                Ok(session) => StackState::Open { session: Box::new(session), base: None },
+            };
+            self.stacks.insert(stack.to_string(), state);
+        }
+        match self.stacks.get_mut(stack).expect("inserted above") {
+            StackState::Broken(message) => Err(message.clone()),
+            StackState::Open { session, base } => {
+                // A stack where nothing can run needs no base image: its cells are skipped.
+                let runnable = session.facts.tools.contains_key("podman")
+                    && session.facts.criu_check.as_ref().is_some_and(|c| c.ok);
+                if base.is_none() && runnable {
+                    let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
+                    match crate::image::ensure_base(&engine, session, &self.cache, &self.events).await {
+                        Ok(tag) => *base = Some(tag),
+                        Err(e) => return Err(format!("failed to make the base image: {e:#}")),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides the cell's expectation and skip, builds its image, and runs it.
+    async fn execute_cell(
+        &self,
+        cell: &Cell,
+        name: &str,
+        log_dir: &std::path::Path,
+        transcript: &Arc<Transcript>,
+    ) -> (Outcome, Vec<crate::record::RoundRecord>, Expectation, std::collections::BTreeMap<String, String>) {
+        let Some(StackState::Open { session, base }) = self.stacks.get(&cell.key.stack) else {
+            unreachable!("ensure_stack opened it");
+        };
+        let facts = Facts { key: &cell.key, stack: &session.facts };
+        let expectation = cell.scenario.expectation_for(&facts);
+        let versions = session.facts.versions();
+        if let Some(why) = session.facts.skip_reason(&cell.key.engine, &cell.key.runtime) {
+            return (Outcome::Skipped(why), Vec::new(), expectation, versions);
+        }
+        let base = base.clone().unwrap_or_default();
+        let engine = Podman::new(session.entry(), session.host_path("/"), transcript.clone());
+        let image = crate::image::ensure_image(
+            &engine,
+            session,
+            &self.project.images(),
+            &cell.scenario.image,
+            &base,
+            &self.events,
+        )
+        .await;
+        let image = match image {
+            Ok(image) => image,
+            Err(e) => {
+                let outcome = Outcome::Error { step: "image".into(), message: format!("{e:#}") };
+                return (outcome, Vec::new(), expectation, versions);
+            }
+        };
+        let spec =
+            CellSpec { name, transcript, scenario: &cell.scenario, runtime: &cell.key.runtime, image: &image, log_dir };
+        let done = execute::execute(&engine, session, &spec, &self.events).await;
+        (done.outcome, done.rounds, expectation, versions)
+    }
+
+    fn write_reproducer(
+        &self,
+        cell: &Cell,
+        transcript: &Transcript,
+        dir: &std::path::Path,
+        outcome: &str,
+    ) -> Option<String> {
+        let entries = transcript.entries();
+        if entries.is_empty() {
+            return None;
+        }
+        let session = match self.stacks.get(&cell.key.stack) {
+            Some(StackState::Open { session, .. }) => session,
+            _ => return None,
+        };
+        let mut script = format!(
+            "#!/bin/sh\n# Reproducer for {name}\n# Scenario: {summary}\n# Upstream: {upstream}\n# What the harness saw: {outcome}\n#\n",
+            name = cell.name(),
+            summary = cell.scenario.summary,
+            upstream = if cell.scenario.upstream.is_empty() { "-".to_string() } else { cell.scenario.upstream.join(", ") },
+        );
+        for (k, v) in session.facts.versions() {
+            script.push_str(&format!("# {k}: {v}\n"));
+        }
+        script.push_str(&format!("#\n{}\n#\n# The image is built from images/{}/ in the criu-matrix repository:\n#   podman build --build-arg BASE=<a local {} base image> --tag <tag> images/{}\nset -x\n", session.how_to_enter(&self.cache), cell.scenario.image, session.suite, cell.scenario.image));
+        for e in entries {
+            let status = match (e.timed_out, e.status) {
+                (true, _) => format!("timed out after {:.0}s", e.seconds),
+                (false, Some(c)) => format!("exit {c}, {:.2}s", e.seconds),
+                (false, None) => "killed".to_string(),
+            };
+            script.push_str(&format!("\n# {} ({status})\n{}\n", e.purpose, e.command));
+        }
+        let path = dir.join("reproduce.sh");
+        std::fs::write(&path, script).ok()?;
+        Some(self.run.relative(&path))
+    }
+
+    /// Closes every stack (removing what the run made there) and writes the matrix reports.
+    pub fn finish(mut self) -> anyhow::Result<(RunDir, Vec<CellRecord>)> {
+        self.stacks.clear();
+        self.events.finish();
+        let records = crate::record::read_cells(&self.run.dir)?;
+        crate::report::write(&self.run.dir, &records)?;
+        Ok((self.run, records))
+    }
+}
+
+fn describe(e: &Expectation) -> String {
+    match e.outcome {
+        ExpectedOutcome::Passes => "passes".to_string(),
+        ExpectedOutcome::Fails => {
+            let mut s = "fails".to_string();
+            if let Some(r) = e.round {
+                s.push_str(&format!(" at round {r}"));
+            }
+            if let Some(step) = e.step {
+                s.push_str(&format!(" {step}"));
+            }
+            if let Some(sig) = &e.signature {
+                s.push_str(&format!(" with /{}/", sig.as_str()));
+            }
+            s
+        }
+    }
+}
+
+/// The last lines of the evidence, and the matched line with its neighbours when there is one.
+fn excerpt(evidence: &str, matched: &Option<String>) -> String {
+    let lines: Vec<&str> = evidence.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::new();
+    if let Some(m) = matched {
+        if let Some(at) = lines.iter().position(|l| l.trim() == m) {
+            out.extend_from_slice(&lines[at.saturating_sub(5)..(at + 3).min(lines.len())]);
+            out.push("...");
+        }
+    }
+    out.extend_from_slice(&lines[lines.len().saturating_sub(20)..]);
+    out.join("\n")
+}
+
+fn now_text() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Scenario files are malformed: nothing may run (exit code 2).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Scenarios(Vec<crate::scenario::ScenarioError>),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+/// Loads and validates every scenario, then expands the named matrix under `filter`.
+pub fn load_plan(project: &Project, matrix: &str, filter: &crate::plan::Filter) -> Result<Vec<Cell>, PlanError> {
+    let scenarios = crate::scenario::load_all(&project.scenarios(), &project.images()).map_err(PlanError::Scenarios)?;
+    let matrix = crate::plan::load_matrix(&project.root, matrix).map_err(PlanError::Other)?;
+    crate::plan::expand(&matrix, &scenarios, filter).map_err(PlanError::Other)
+}

@@ -1,0 +1,31 @@
+//! The on-disk cache: stack rootfs trees, base image tarballs, container storage, tools.
+//! `CRIU_MATRIX_CACHE`, else `$XDG_CACHE_HOME/criu-matrix`, else `~/.cache/criu-matrix`.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    pub fn from_env() -> anyhow::Result<Cache> {
+        let root = if let Some(dir) = std::env::var_os("CRIU_MATRIX_CACHE") {
+            PathBuf::from(dir)
+        } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            PathBuf::from(dir).join("criu-matrix")
+        } else {
+            let home =
+                std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("neither CRIU_MATRIX_CACHE nor HOME is set"))?;
+            PathBuf::from(home).join(".cache/criu-matrix")
+        };
+        std::fs::create_dir_all(&root)
+            .map_err(|e| anyhow::anyhow!("failed to create the cache directory {}: {e}", root.display()))?;
+        Ok(Cache { root })
+    }
+
+    /// `stacks/<suite>/`: `rootfs/`, `storage/` (podman's /var/lib/containers), `facts.json`, `lock`.
+    pub fn stack_dir(&self, stack: &str) -> PathBuf {
+        self.root.join("stacks").join(stack)
+    }
+}

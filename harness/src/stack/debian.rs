@@ -1,0 +1,288 @@
+//! Debian suites as container stacks: each suite is a pinned set of podman, crun, runc and CRIU,
+//! provisioned with debootstrap as a rootfs in the cache, and reused while its package list holds.
+
+use crate::stack::cache::Cache;
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A Debian suite the harness knows how to provision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suite {
+    pub name: &'static str,
+    /// Installed in the stack rootfs besides debootstrap's minbase.
+    pub packages: &'static [&'static str],
+}
+
+/// What every stack needs to run, checkpoint and restore rootful podman containers.
+const COMMON: &[&str] = &[
+    "podman",
+    "crun",
+    "runc",
+    "criu",
+    "conmon",
+    "iptables",
+    "netavark",
+    "aardvark-dns",
+    "ca-certificates",
+    "procps",
+    "iproute2",
+    "util-linux",
+    "mount",
+    "kmod",
+];
+
+pub const SUITES: &[Suite] = &[
+    // bookworm has no libcriu2 package (its crun 1.8.1 is built without CRIU anyway).
+    Suite { name: "bookworm", packages: &[] },
+    // trixie's and sid's crun dlopen libcriu.so.2 without depending on it.
+    Suite { name: "trixie", packages: &["libcriu2"] },
+    Suite { name: "sid", packages: &["libcriu2"] },
+];
+
+impl Suite {
+    pub fn find(name: &str) -> Option<Suite> {
+        SUITES.iter().copied().find(|s| s.name == name)
+    }
+
+    /// Every package to `--include`, common ones first.
+    pub fn all_packages(&self) -> Vec<&'static str> {
+        let mut all: Vec<&str> = COMMON.to_vec();
+        for p in self.packages {
+            if !all.contains(p) {
+                all.push(p);
+            }
+        }
+        all
+    }
+}
+
+/// Written into a provisioned rootfs; a rootfs whose marker differs from what is wanted is rebuilt.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Marker {
+    suite: String,
+    packages: Vec<String>,
+    mirror: String,
+    seconds: f64,
+}
+
+const MARKER: &str = ".criu-matrix-stack.json";
+
+/// The Debian mirror: `CRIU_MATRIX_MIRROR`, else the one the host's apt already uses.
+pub fn mirror() -> anyhow::Result<String> {
+    if let Ok(m) = std::env::var("CRIU_MATRIX_MIRROR") {
+        return Ok(m);
+    }
+    host_mirror().context("failed to find a Debian mirror in /etc/apt (set CRIU_MATRIX_MIRROR)")
+}
+
+fn host_mirror() -> anyhow::Result<String> {
+    let mut texts = Vec::new();
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        texts.push(t);
+    }
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if matches!(p.extension().and_then(|e| e.to_str()), Some("list" | "sources")) {
+                texts.push(std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    texts
+        .iter()
+        .find_map(|t| mirror_in(t))
+        .ok_or_else(|| anyhow::anyhow!("no Debian main archive among the apt sources"))
+}
+
+/// Finds the main Debian archive (not security, not a third party) in one-line or deb822 sources.
+fn mirror_in(text: &str) -> Option<String> {
+    let is_archive = |uri: &str| uri.trim_end_matches('/').ends_with("/debian");
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("deb ") {
+            let uri = rest.split_whitespace().find(|w| w.contains("://"))?;
+            if is_archive(uri) {
+                return Some(uri.to_string());
+            }
+        }
+        if let Some(uris) = line.strip_prefix("URIs:") {
+            if let Some(uri) = uris.split_whitespace().find(|u| is_archive(u)) {
+                return Some(uri.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// A debootstrap to run: the host's, or one unpacked from Debian's package into the cache, so
+/// provisioning needs no install on the host.
+pub struct Debootstrap {
+    program: PathBuf,
+    /// DEBOOTSTRAP_DIR when it is not installed.
+    dir: Option<PathBuf>,
+}
+
+pub async fn debootstrap(cache: &Cache) -> anyhow::Result<Debootstrap> {
+    if let Ok(program) = which::which("debootstrap") {
+        return Ok(Debootstrap { program, dir: None });
+    }
+    let root = cache.root.join("tools/debootstrap");
+    let program = root.join("usr/sbin/debootstrap");
+    let dir = root.join("usr/share/debootstrap");
+    if !program.is_file() {
+        let download = tempfile::tempdir_in(&cache.root)?;
+        let fetch = || {
+            std::process::Command::new("apt-get")
+                .args(["download", "debootstrap"])
+                .current_dir(download.path())
+                .output()
+        };
+        let mut out = fetch().context("failed to run apt-get (is this a Debian host?)")?;
+        if !out.status.success() {
+            // Fresh machines may have no package lists yet.
+            let update = std::process::Command::new("apt-get").args(["update", "-qq"]).output()?;
+            anyhow::ensure!(
+                update.status.success(),
+                "apt-get update failed: {}",
+                String::from_utf8_lossy(&update.stderr)
+            );
+            out = fetch()?;
+        }
+        anyhow::ensure!(
+            out.status.success(),
+            "apt-get download debootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deb = std::fs::read_dir(download.path())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .context("apt-get download left no .deb")?;
+        let unpacked = tempfile::tempdir_in(&cache.root)?;
+        let x = std::process::Command::new("dpkg").arg("-x").arg(&deb).arg(unpacked.path()).output()?;
+        anyhow::ensure!(x.status.success(), "dpkg -x failed: {}", String::from_utf8_lossy(&x.stderr));
+        std::fs::create_dir_all(root.parent().expect("has a parent"))?;
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::rename(unpacked.keep(), &root)?;
+    }
+    Ok(Debootstrap { program, dir: Some(dir) })
+}
+
+impl Debootstrap {
+    /// `debootstrap --variant=minbase [--include=...] SUITE TARGET MIRROR`, killed after `limit`.
+    async fn run(&self, suite: &str, include: &[&str], target: &Path, mirror: &str, log: &Path) -> anyhow::Result<()> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg("--variant=minbase");
+        if !include.is_empty() {
+            cmd.arg(format!("--include={}", include.join(",")));
+        }
+        cmd.arg(suite).arg(target).arg(mirror).kill_on_drop(true);
+        if let Some(dir) = &self.dir {
+            cmd.env("DEBOOTSTRAP_DIR", dir);
+        }
+        let log_file = std::fs::File::create(log)?;
+        cmd.stdout(log_file.try_clone()?).stderr(log_file).stdin(std::process::Stdio::null());
+        let child = cmd.spawn().context("failed to start debootstrap")?;
+        let _tracked = child.id().map(crate::cleanup::ChildGuard::track);
+        let status = tokio::time::timeout(Duration::from_secs(1800), child.wait_with_output())
+            .await
+            .context("debootstrap took more than 30 minutes")??
+            .status;
+        if !status.success() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            anyhow::bail!("debootstrap {suite} failed ({status}); log {}:\n{}", log.display(), tail.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+/// Ensures the stack rootfs of `suite`. Returns its path and whether it was already there.
+pub async fn ensure_rootfs(cache: &Cache, suite: Suite) -> anyhow::Result<(PathBuf, bool)> {
+    let mirror = mirror()?;
+    let dir = cache.stack_dir(suite.name);
+    let rootfs = dir.join("rootfs");
+    let wanted = |seconds| Marker {
+        suite: suite.name.to_string(),
+        packages: suite.all_packages().iter().map(|s| s.to_string()).collect(),
+        mirror: mirror.clone(),
+        seconds,
+    };
+    if let Ok(text) = std::fs::read_to_string(rootfs.join(MARKER)) {
+        if let Ok(found) = serde_json::from_str::<Marker>(&text) {
+            if found.packages == wanted(0.0).packages && found.suite == suite.name {
+                return Ok((rootfs, true));
+            }
+        }
+    }
+    std::fs::create_dir_all(&dir)?;
+    let tool = debootstrap(cache).await?;
+    let building = dir.join("rootfs.partial");
+    remove_tree(&building)?;
+    let started = std::time::Instant::now();
+    tool.run(suite.name, &suite.all_packages(), &building, &mirror, &dir.join("debootstrap.log")).await?;
+    std::fs::write(building.join(MARKER), serde_json::to_string_pretty(&wanted(started.elapsed().as_secs_f64()))?)?;
+    remove_tree(&rootfs)?;
+    std::fs::rename(&building, &rootfs)?;
+    Ok((rootfs, false))
+}
+
+/// Ensures a tarball of a minbase `suite` rootfs, the base every scenario image builds on.
+pub async fn ensure_base_tarball(cache: &Cache, suite: &str) -> anyhow::Result<(PathBuf, bool)> {
+    let tarball = cache.root.join("bases").join(format!("{suite}.tar"));
+    if tarball.is_file() {
+        return Ok((tarball, true));
+    }
+    std::fs::create_dir_all(tarball.parent().expect("has a parent"))?;
+    let mirror = mirror()?;
+    let tool = debootstrap(cache).await?;
+    let building = cache.root.join("bases").join(format!("{suite}.rootfs"));
+    remove_tree(&building)?;
+    tool.run(suite, &[], &building, &mirror, &cache.root.join("bases").join(format!("{suite}.log"))).await?;
+    let partial = tarball.with_extension("tar.partial");
+    let tar = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&building)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&partial)
+        .arg(".")
+        .output()
+        .await?;
+    anyhow::ensure!(tar.status.success(), "tar of the base rootfs failed: {}", String::from_utf8_lossy(&tar.stderr));
+    std::fs::rename(&partial, &tarball)?;
+    remove_tree(&building)?;
+    Ok((tarball, false))
+}
+
+/// Removes a directory tree that may hold device nodes and read-only files (a rootfs).
+fn remove_tree(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        // A rootfs must never be a mount point here; refuse rather than delete through a mount.
+        let status = std::process::Command::new("rm").arg("-rf").arg("--one-file-system").arg(path).status()?;
+        anyhow::ensure!(status.success(), "failed to remove {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_main_archive_in_deb822_sources() {
+        let text = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n";
+        assert_eq!(mirror_in(text).as_deref(), Some("http://mirror.example/debian"));
+    }
+
+    #[test]
+    fn finds_the_main_archive_in_one_line_sources() {
+        let text = "deb [arch=amd64] http://mirror.example/debian-security bookworm-security main\ndeb http://mirror.example/debian/ bookworm main\n";
+        assert_eq!(mirror_in(text).as_deref(), Some("http://mirror.example/debian/"));
+    }
+
+    #[test]
+    fn skips_third_party_sources() {
+        assert_eq!(mirror_in("deb https://packages.example/apt stable main\n"), None);
+    }
+}

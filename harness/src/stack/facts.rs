@@ -1,0 +1,196 @@
+//! What a stack is, as probed from inside it: kernel, cgroup version, tool versions, `criu check`.
+//! Recorded with every cell, and deciding which cells must be skipped here and why.
+
+use super::exec::{self, Entry};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackFacts {
+    pub stack: String,
+    /// PRETTY_NAME of the stack's /etc/os-release.
+    pub os: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// `v1` or `v2`, as the stack sees /sys/fs/cgroup.
+    pub cgroup: String,
+    /// Without systemd in the stack, podman uses cgroupfs.
+    pub cgroup_manager: String,
+    /// Tool name -> what it said of its version. Absent tools are missing.
+    pub tools: BTreeMap<String, Tool>,
+    /// `criu check`: None when criu is missing.
+    pub criu_check: Option<CriuCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    /// The version as read leniently (`1.21.0`), when one could be read.
+    pub version: Option<String>,
+    /// The first line of `TOOL --version`.
+    pub banner: String,
+    /// The whole `--version` output (crun lists its build features there, e.g. `+CRIU`).
+    pub details: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CriuCheck {
+    pub ok: bool,
+    /// The first error line when it failed, else the last line ("Looks good.").
+    pub summary: String,
+    pub output: String,
+}
+
+const TOOLS: [&str; 5] = ["criu", "podman", "crun", "runc", "conmon"];
+
+/// Probes a stack through `entry`; `root` is where the host sees the stack's filesystem.
+pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<StackFacts> {
+    let limit = Duration::from_secs(60);
+    let mut tools = BTreeMap::new();
+    for tool in TOOLS {
+        let out = exec::run(entry, &[tool.to_string(), "--version".to_string()], limit, None).await?;
+        if out.success() {
+            let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
+            let banner = text.lines().next().unwrap_or_default().trim().to_string();
+            let version = crate::version::parse_lenient(&banner).map(|v| v.to_string());
+            tools.insert(tool.to_string(), Tool { version, banner, details: text.trim().to_string() });
+        }
+    }
+    let criu_check = if tools.contains_key("criu") {
+        let out = exec::run(entry, &["criu".to_string(), "check".to_string()], limit, None).await?;
+        let output = format!("{}{}", out.stdout, out.stderr);
+        let ok = out.success();
+        let summary = if ok {
+            output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("ok").trim().to_string()
+        } else {
+            output
+                .lines()
+                .find(|l| l.contains("Error") || l.contains("rror:"))
+                .or_else(|| output.lines().find(|l| !l.trim().is_empty()))
+                .unwrap_or("criu check failed without output")
+                .trim()
+                .to_string()
+        };
+        Some(CriuCheck { ok, summary, output })
+    } else {
+        None
+    };
+    let kernel = exec::run(entry, &["uname".to_string(), "-r".to_string()], limit, None).await?.checked()?.stdout;
+    let os_release = std::fs::read_to_string(root.join("etc/os-release")).unwrap_or_default();
+    let os = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap_or("unknown")
+        .trim_matches('"')
+        .to_string();
+    let cgroup = if root.join("sys/fs/cgroup/cgroup.controllers").exists() { "v2" } else { "v1" };
+    Ok(StackFacts {
+        stack: stack.to_string(),
+        os,
+        kernel: kernel.trim().to_string(),
+        cgroup: cgroup.to_string(),
+        cgroup_manager: "cgroupfs".to_string(),
+        tools,
+        criu_check,
+    })
+}
+
+impl StackFacts {
+    pub fn version(&self, tool: &str) -> Option<semver::Version> {
+        self.tools.get(tool)?.version.as_deref().and_then(|v| semver::Version::parse(v).ok())
+    }
+
+    /// Why a cell with this engine and runtime cannot run in this stack, if it cannot.
+    pub fn skip_reason(&self, engine: &str, runtime: &str) -> Option<String> {
+        if engine != "podman" {
+            return Some(format!("engine `{engine}` has no driver yet (only podman)"));
+        }
+        if !self.tools.contains_key(engine) {
+            return Some(format!("{engine} is not installed in the {} stack", self.stack));
+        }
+        let Some(rt) = self.tools.get(runtime) else {
+            return Some(format!("{runtime} is not installed in the {} stack", self.stack));
+        };
+        let check = match &self.criu_check {
+            None => return Some(format!("criu is not installed in the {} stack", self.stack)),
+            Some(check) => check,
+        };
+        if !check.ok {
+            let criu = self.tools.get("criu").and_then(|t| t.version.clone()).unwrap_or_default();
+            return Some(format!("criu {criu} check fails on kernel {}: {}", self.kernel, check.summary));
+        }
+        // crun prints its build features; one built without CRIU cannot checkpoint at all.
+        if runtime == "crun" && !rt.details.contains("+CRIU") {
+            return Some(format!("{} is built without CRIU support (no +CRIU in `crun --version`)", rt.banner));
+        }
+        None
+    }
+
+    /// Versions for records and reports: kernel, cgroup, OS, and every tool found.
+    pub fn versions(&self) -> BTreeMap<String, String> {
+        let mut v = BTreeMap::new();
+        v.insert("kernel".to_string(), self.kernel.clone());
+        v.insert("cgroup".to_string(), format!("{} ({})", self.cgroup, self.cgroup_manager));
+        v.insert("os".to_string(), self.os.clone());
+        for (name, tool) in &self.tools {
+            v.insert(name.clone(), tool.version.clone().unwrap_or_else(|| tool.banner.clone()));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn facts(criu_ok: bool, crun_details: &str) -> StackFacts {
+        let tool = |v: &str, details: &str| Tool {
+            version: Some(v.into()),
+            banner: format!("x version {v}"),
+            details: details.into(),
+        };
+        let mut tools = BTreeMap::new();
+        tools.insert("podman".into(), tool("5.4.2", ""));
+        tools.insert("runc".into(), tool("1.1.15", ""));
+        tools.insert("crun".into(), tool("1.21.0", crun_details));
+        tools.insert("criu".into(), tool("4.1.1", ""));
+        StackFacts {
+            stack: "trixie".into(),
+            os: "Debian".into(),
+            kernel: "6.18".into(),
+            cgroup: "v1".into(),
+            cgroup_manager: "cgroupfs".into(),
+            tools,
+            criu_check: Some(CriuCheck {
+                ok: criu_ok,
+                summary: if criu_ok {
+                    "Looks good.".into()
+                } else {
+                    "Error (criu/vdso.c:1): vdso: Unexpected rt vDSO area bounds".into()
+                },
+                output: String::new(),
+            }),
+        }
+    }
+
+    #[rstest]
+    #[case::runs(true, "+SYSTEMD +CRIU", "podman", "crun", None)]
+    #[case::criu_check_fails(false, "+CRIU", "podman", "runc", Some("vDSO"))]
+    #[case::crun_without_criu(true, "+SYSTEMD +SELINUX", "podman", "crun", Some("without CRIU"))]
+    #[case::no_such_runtime(true, "+CRIU", "podman", "youki", Some("youki is not installed"))]
+    fn decides_skips(
+        #[case] ok: bool,
+        #[case] crun: &str,
+        #[case] engine: &str,
+        #[case] runtime: &str,
+        #[case] reason: Option<&str>,
+    ) {
+        let got = facts(ok, crun).skip_reason(engine, runtime);
+        match reason {
+            None => assert_eq!(got, None),
+            Some(needle) => assert!(got.as_deref().unwrap_or_default().contains(needle), "{got:?}"),
+        }
+    }
+}

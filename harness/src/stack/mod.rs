@@ -1,0 +1,128 @@
+//! Stacks: where the engine, runtimes and CRIU come from. `host` is what is installed; a Debian
+//! suite (`bookworm`, `trixie`, `sid`) is provisioned into the cache and entered through a
+//! private mount namespace.
+
+pub mod cache;
+pub mod debian;
+pub mod exec;
+pub mod facts;
+pub mod namespace;
+
+pub use cache::Cache;
+pub use exec::{Entry, Output, Transcript};
+pub use facts::StackFacts;
+
+use crate::events::Events;
+use anyhow::Context as _;
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+
+/// Names a stack can have.
+pub fn known_stacks() -> Vec<&'static str> {
+    std::iter::once("host").chain(debian::SUITES.iter().map(|s| s.name)).collect()
+}
+
+/// An entered stack: commands run in it, files are read from it, and leaving it removes
+/// everything the harness made there.
+pub struct Session {
+    pub name: String,
+    pub facts: StackFacts,
+    /// The Debian suite the stack's own userland is (the base image of its containers).
+    pub suite: String,
+    place: Place,
+}
+
+enum Place {
+    Host,
+    Namespace {
+        holder: namespace::Holder,
+        /// Held for the session: one run at a time per stack.
+        _lock: std::fs::File,
+    },
+}
+
+impl Session {
+    pub fn entry(&self) -> Entry {
+        match &self.place {
+            Place::Host => Entry::host(),
+            Place::Namespace { holder, .. } => holder.entry(),
+        }
+    }
+
+    /// Where the host sees a path of the stack.
+    pub fn host_path(&self, inner: &str) -> PathBuf {
+        match &self.place {
+            Place::Host => PathBuf::from(inner),
+            Place::Namespace { holder, .. } => holder.host_path(inner),
+        }
+    }
+
+    /// How a person enters this stack by hand, for reproducers.
+    pub fn how_to_enter(&self, cache: &Cache) -> String {
+        match &self.place {
+            Place::Host => "# Run on the host (stack `host`).".to_string(),
+            Place::Namespace { .. } => {
+                let dir = cache.stack_dir(&self.name);
+                format!(
+                    "# The {name} stack is a Debian {name} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
+                     # Enter it as criu-matrix does (a private mount namespace, then pivot_root), then run the rest inside:\n\
+                     #   unshare --mount --propagation private -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage}\n\
+                     # where ENTER_SCRIPT is:\n{script}",
+                    name = self.name,
+                    pkgs = debian::Suite::find(&self.name).map(|s| s.all_packages().join(",")).unwrap_or_default(),
+                    root = dir.join("rootfs").display(),
+                    storage = dir.join("storage").display(),
+                    script = namespace::ENTER_SCRIPT.lines().map(|l| format!("#   {l}\n")).collect::<String>(),
+                )
+            }
+        }
+    }
+}
+
+/// Opens a stack, provisioning it first when it is a Debian suite not yet in the cache.
+pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<Session> {
+    if name == "host" {
+        let entry = Entry::host();
+        let facts = facts::probe("host", &entry, std::path::Path::new("/")).await?;
+        let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
+        return Ok(Session { name: name.to_string(), facts, suite, place: Place::Host });
+    }
+    let suite = debian::Suite::find(name)
+        .with_context(|| format!("unknown stack `{name}` (known: {})", known_stacks().join(", ")))?;
+    let dir = cache.stack_dir(name);
+    std::fs::create_dir_all(&dir)?;
+    let lock =
+        lock(&dir.join("lock")).with_context(|| format!("the {name} stack is in use by another criu-matrix run"))?;
+    let rootfs =
+        events.timed(name, "provision stack rootfs", async { debian::ensure_rootfs(cache, suite).await }).await?;
+    let holder = namespace::enter(name, &rootfs, &dir.join("storage"), &dir.join("holder.json")).await?;
+    // Containers an earlier, killed run left in this stack's storage.
+    namespace::remove_containers(&holder.entry());
+    let facts = facts::probe(name, &holder.entry(), &holder.host_path("/")).await?;
+    std::fs::write(dir.join("facts.json"), serde_json::to_string_pretty(&facts)?)?;
+    Ok(Session {
+        name: name.to_string(),
+        facts,
+        suite: name.to_string(),
+        place: Place::Namespace { holder, _lock: lock },
+    })
+}
+
+/// The facts recorded the last time a stack was opened, without entering it.
+pub fn cached_facts(name: &str, cache: &Cache) -> Option<StackFacts> {
+    let text = std::fs::read_to_string(cache.stack_dir(name).join("facts.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn host_codename() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|s| s.trim_matches('"').to_string())
+}
+
+fn lock(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: flock(2) on a file descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    anyhow::ensure!(rc == 0, "{} is locked", path.display());
+    Ok(file)
+}

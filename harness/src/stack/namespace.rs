@@ -1,0 +1,185 @@
+//! Entering a stack: a private mount namespace whose root is the stack's rootfs.
+//!
+//! `chroot` is not enough for CRIU (`mnt: No parent found for mountpoint`), so a *holder* process
+//! makes a private mount namespace, mounts fresh /proc, /run, /tmp, the host's /sys and /dev,
+//! podman's storage from the cache, then `pivot_root`s into the rootfs and waits. Every command
+//! then enters it with `nsenter --target HOLDER --mount --root`. The host reads files inside it
+//! through `/proc/HOLDER/root/...`.
+//!
+//! Invariant: every process in that namespace is the harness's. Leaving a stack removes its
+//! containers through podman, then ends any process still in the namespace by PID, then the
+//! holder. A state file lets the next run do the same for a run that was killed outright.
+
+use super::exec::Entry;
+use crate::cleanup::{self, Guard};
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The label every container the harness creates carries.
+pub const LABEL: &str = "criu-matrix";
+
+/// The setup the holder runs before waiting: also printed into reproducers, so a person can enter
+/// the same stack by hand. `$1` is the rootfs, `$2` the container storage directory.
+pub const ENTER_SCRIPT: &str = r#"set -eu
+root=$1 storage=$2
+mount --make-rprivate /
+mount --bind "$root" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+# crun refuses a hybrid cgroup layout: drop the empty cgroup2 beside the v1 controllers.
+if [ -d "$root/sys/fs/cgroup/unified" ] && mountpoint -q "$root/sys/fs/cgroup/unified"; then
+  umount "$root/sys/fs/cgroup/unified"
+fi
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+mount -t mqueue mqueue "$root/dev/mqueue" 2>/dev/null || true
+mount -t tmpfs -o mode=755 run "$root/run"
+mount -t tmpfs -o mode=1777 tmp "$root/tmp"
+mkdir -p "$storage" "$root/var/lib/containers"
+mount --bind "$storage" "$root/var/lib/containers"
+cd "$root"
+mkdir -p .old-root
+pivot_root . .old-root
+umount -l /.old-root
+rmdir /.old-root
+cd /
+echo ready
+exec sleep infinity
+"#;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct HolderState {
+    pid: u32,
+    mnt_ns: String,
+}
+
+/// A live stack namespace. Dropping it (or an interrupt) tears it down.
+pub struct Holder {
+    pub pid: u32,
+    pub mnt_ns: String,
+    _teardown: Guard,
+}
+
+impl Holder {
+    pub fn entry(&self) -> Entry {
+        Entry::namespace(self.pid)
+    }
+
+    /// A path inside the stack, as the host sees it.
+    pub fn host_path(&self, inner: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{}", self.pid, inner))
+    }
+}
+
+/// Enters the stack rooted at `rootfs`, after tearing down what a killed earlier run left.
+pub async fn enter(stack: &str, rootfs: &Path, storage: &Path, state_file: &Path) -> anyhow::Result<Holder> {
+    recover_stale(state_file);
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c", ENTER_SCRIPT, "criu-matrix-enter"])
+        .arg(rootfs)
+        .arg(storage)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("failed to start `unshare` (util-linux) to enter the stack")?;
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let child = Arc::new(Mutex::new(Some(child)));
+    // Until the namespace is known, tearing down means killing the holder.
+    let early = {
+        let child = child.clone();
+        cleanup::on_cleanup(format!("stop the {stack} stack holder {pid}"), move || stop_holder(&child))
+    };
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), ready)
+        .await
+        .context("the stack namespace was not ready within 60s")???;
+    if line.trim() != "ready" {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut err);
+        anyhow::bail!("failed to enter the {stack} stack: {}", err.trim());
+    }
+    let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))?.display().to_string();
+    std::fs::write(state_file, serde_json::to_string(&HolderState { pid, mnt_ns: mnt_ns.clone() })?)?;
+    let teardown = {
+        let (mnt_ns, state_file, stack) = (mnt_ns.clone(), state_file.to_path_buf(), stack.to_string());
+        cleanup::on_cleanup(format!("remove the {stack} stack's containers and namespace"), move || {
+            remove_containers(&Entry::namespace(pid));
+            end_namespace_processes(&mnt_ns, Some(pid));
+            stop_holder(&child);
+            let _ = std::fs::remove_file(&state_file);
+        })
+    };
+    early.disarm(); // `teardown` also stops the holder
+    Ok(Holder { pid, mnt_ns, _teardown: teardown })
+}
+
+/// Removes every container the harness labelled, through the stack's own podman.
+pub fn remove_containers(entry: &Entry) {
+    let list = ["podman", "ps", "--all", "--quiet", "--filter", &format!("label={LABEL}")].map(String::from);
+    let Ok(out) = entry.run_blocking(&list) else { return };
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    if ids.is_empty() {
+        return;
+    }
+    let mut rm: Vec<String> = ["podman", "rm", "--force", "--time", "0"].map(String::from).to_vec();
+    rm.extend(ids);
+    match entry.run_blocking(&rm) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::warn!("podman rm failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => tracing::warn!("podman rm failed: {e}"),
+    }
+}
+
+/// PIDs of the processes whose mount namespace is `mnt_ns` (e.g. `mnt:[4026532301]`).
+pub fn namespace_processes(mnt_ns: &str) -> Vec<u32> {
+    let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
+    proc.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|l| l.display().to_string() == mnt_ns)
+        })
+        .collect()
+}
+
+/// Ends every process left in the stack's namespace except `keep`: they can only be the
+/// harness's (conmon or a container of a cell that could not be removed).
+fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
+    for pid in namespace_processes(mnt_ns).into_iter().filter(|p| Some(*p) != keep) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        tracing::warn!("ending process {pid} ({}) left in the stack namespace", comm.trim());
+        // SAFETY: kill(2) on a PID observed in the harness's own private mount namespace.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+fn stop_holder(child: &Mutex<Option<Child>>) {
+    if let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Tears down what a run killed with SIGKILL left: its holder if alive, its containers, and any
+/// process still in its namespace.
+fn recover_stale(state_file: &Path) {
+    let Ok(text) = std::fs::read_to_string(state_file) else { return };
+    let _ = std::fs::remove_file(state_file);
+    let Ok(state) = serde_json::from_str::<HolderState>(&text) else { return };
+    let holder_alive = std::fs::read_link(format!("/proc/{}/ns/mnt", state.pid))
+        .is_ok_and(|l| l.display().to_string() == state.mnt_ns);
+    tracing::warn!("cleaning up after an earlier run of this stack that did not finish (holder {})", state.pid);
+    if holder_alive {
+        remove_containers(&Entry::namespace(state.pid));
+    }
+    end_namespace_processes(&state.mnt_ns, None);
+}
