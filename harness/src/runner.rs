@@ -111,6 +111,10 @@ impl Runner {
             }
         };
 
+        if let Outcome::Error { step, message } = &outcome {
+            // The verdict keeps one line; the whole message is evidence too.
+            let _ = std::fs::write(log_dir.join("error.txt"), format!("{step}: {message}\n"));
+        }
         let class = verdict::classify(&expectation, &outcome);
         let failure = match &outcome {
             Outcome::Failed(f) => Some(FailureRecord {

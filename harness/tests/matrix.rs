@@ -1,1 +1,90 @@
-fn main() {}
+//! `cargo test`: one test per cell of the default matrix (or `CRIU_MATRIX_MATRIX`), named
+//! `scenario::engine::runtime::stack::kernel`, so `cargo test -- ::crun::` filters work.
+//!
+//! `pass` and `reproduced` cells pass; `fixed`, `fail` and `error` cells fail; `skip` cells are
+//! ignored with their reason, unless `CRIU_MATRIX_REQUIRE` names one of their axis values, which
+//! turns the skip into a failure. Cells run one at a time unless `--test-threads` says otherwise:
+//! checkpoint timings on a 2-core runner mean nothing when cells compete.
+
+use criu_matrix::events::{Events, LineReporter};
+use criu_matrix::plan::{Filter, Required};
+use criu_matrix::runner::{load_plan, PlanError, Project, Runner};
+use criu_matrix::stack::Cache;
+use criu_matrix::verdict::Verdict;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::sync::{Arc, Mutex};
+
+fn main() {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
+    criu_matrix::cleanup::install_interrupt_handler();
+    let project = Project::locate().expect("run from the criu-matrix repository");
+    let matrix = std::env::var("CRIU_MATRIX_MATRIX").unwrap_or_else(|_| "default".to_string());
+    let cells = match load_plan(&project, &matrix, &Filter::default()) {
+        Ok(cells) => cells,
+        Err(PlanError::Scenarios(errors)) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let required = Required::from_env().unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::exit(2)
+    });
+
+    let runtime = Arc::new(tokio::runtime::Runtime::new().expect("a tokio runtime"));
+    // Made on the first cell that runs, so `--list` or a filter that runs nothing provisions nothing.
+    let runner: Arc<Mutex<Option<Runner>>> = Arc::default();
+    let trials = cells
+        .into_iter()
+        .map(|cell| {
+            let (runtime, runner, project, required) =
+                (runtime.clone(), runner.clone(), project.clone(), required.clone());
+            Trial::ignorable_test(cell.name(), move || {
+                let mut guard = runner.lock().unwrap_or_else(|p| p.into_inner());
+                if guard.is_none() {
+                    let cache = Cache::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
+                    let events = Events::new(vec![Arc::new(LineReporter)]);
+                    *guard = Some(Runner::new(project, cache, events).map_err(|e| Failed::from(format!("{e:#}")))?);
+                }
+                let record = runtime.block_on(guard.as_mut().expect("made above").run_cell(&cell));
+                let evidence = || {
+                    let mut text = format!("{}: {}", record.verdict, record.reason);
+                    if let Some(f) = &record.failure {
+                        text.push_str(&format!("\n--- evidence (round {} {}) ---\n{}", f.round, f.step, f.excerpt));
+                    }
+                    if let Some(logs) = &record.logs {
+                        text.push_str(&format!("\nlogs: {logs}"));
+                    }
+                    text
+                };
+                match record.verdict {
+                    Verdict::Pass | Verdict::Reproduced => Ok(Completion::Completed),
+                    Verdict::Skip if required.covers(&cell.key) => {
+                        Err(Failed::from(format!("skipped, but CRIU_MATRIX_REQUIRE requires it: {}", record.reason)))
+                    }
+                    Verdict::Skip => Ok(Completion::ignored_with(record.reason)),
+                    Verdict::Fixed | Verdict::Fail | Verdict::Error => Err(Failed::from(evidence())),
+                }
+            })
+        })
+        .collect();
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    let finished = runner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(runner) = finished {
+        match runner.finish() {
+            Ok((run, _)) => eprintln!("matrix: {}", run.dir.join("matrix.md").display()),
+            Err(e) => eprintln!("error: failed to write the matrix: {e:#}"),
+        }
+    }
+    conclusion.exit();
+}

@@ -23,6 +23,23 @@ impl Podman {
         Podman { entry, host_root, transcript }
     }
 
+    /// `--ulimit NAME=H:H` for each limit podman raises by default (nofile to 1048576, nproc to
+    /// 4194304) where this process's hard limit is lower: without CAP_SYS_RESOURCE the runtime
+    /// cannot raise it, and every container fails with `setrlimit RLIMIT_...: Operation not permitted`.
+    fn ulimit_args() -> Vec<String> {
+        let limits = [("nofile", libc::RLIMIT_NOFILE, 1_048_576), ("nproc", libc::RLIMIT_NPROC, 4_194_304)];
+        let mut args = Vec::new();
+        for (name, resource, podman_default) in limits {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit(2) writes into the struct we own.
+            let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
+            if ok && limit.rlim_max < podman_default {
+                args.extend(["--ulimit".to_string(), format!("{name}={0}:{0}", limit.rlim_max)]);
+            }
+        }
+        args
+    }
+
     async fn podman(&self, purpose: &str, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
         let argv: Vec<String> = std::iter::once("podman").chain(args.iter().copied()).map(String::from).collect();
         let out = exec::run(&self.entry, &argv, limit, None).await?;
@@ -90,19 +107,18 @@ impl Engine for Podman {
 
     async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output> {
         let arg = format!("BASE={base}");
-        self.podman(
-            "build the scenario image",
-            &["build", "--build-arg", &arg, "--tag", tag, context],
-            Duration::from_secs(1800),
-        )
-        .await?
-        .checked()
+        let ulimit = Self::ulimit_args();
+        let mut args: Vec<&str> = vec!["build", "--build-arg", &arg, "--tag", tag];
+        args.extend(ulimit.iter().map(String::as_str));
+        args.push(context);
+        self.podman("build the scenario image", &args, Duration::from_secs(1800)).await?.checked()
     }
 
     async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
         let mut args: Vec<String> = vec!["run".into(), "--detach".into(), "--name".into(), r.name.clone()];
         args.extend(["--runtime".into(), r.runtime.clone()]);
         args.extend(["--label".into(), LABEL.to_string()]);
+        args.extend(Self::ulimit_args());
         for l in &r.labels {
             args.extend(["--label".into(), l.clone()]);
         }

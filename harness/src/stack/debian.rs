@@ -16,21 +16,12 @@ pub struct Suite {
 }
 
 /// What every stack needs to run, checkpoint and restore rootful podman containers.
+#[rustfmt::skip]
 const COMMON: &[&str] = &[
-    "podman",
-    "crun",
-    "runc",
-    "criu",
-    "conmon",
-    "iptables",
-    "netavark",
-    "aardvark-dns",
-    "ca-certificates",
-    "procps",
-    "iproute2",
-    "util-linux",
-    "mount",
-    "kmod",
+    "podman", "crun", "runc", "criu", "conmon",
+    // podman's default network: netavark drives nftables (trixie, sid) or iptables (bookworm).
+    "netavark", "aardvark-dns", "nftables", "iptables",
+    "ca-certificates", "procps", "iproute2", "util-linux", "mount", "kmod",
 ];
 
 pub const SUITES: &[Suite] = &[

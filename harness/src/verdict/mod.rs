@@ -67,7 +67,21 @@ pub struct Classification {
     pub matched: Option<String>,
 }
 
+/// A reason fits on one line of a matrix: the first line of a message, at most 300 characters.
+pub fn one_line(text: &str) -> String {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    match first.char_indices().nth(300) {
+        Some((at, _)) => format!("{}...", &first[..at]),
+        None => first.to_string(),
+    }
+}
+
 pub fn classify(expected: &Expectation, outcome: &Outcome) -> Classification {
+    let c = classify_full(expected, outcome);
+    Classification { reason: one_line(&c.reason), ..c }
+}
+
+fn classify_full(expected: &Expectation, outcome: &Outcome) -> Classification {
     let plain = |verdict, reason: String| Classification { verdict, reason, matched: None };
     match (expected.outcome, outcome) {
         (_, Outcome::Skipped(why)) => plain(Verdict::Skip, why.clone()),
