@@ -150,8 +150,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             let cache = Cache::from_env()?;
+            // The host is probed now (it is cheap); Debian stacks report their last probe.
+            let host = stack::probe_host().await.ok();
             for cell in &cells {
-                let facts = stack::cached_facts(&cell.key.stack, &cache);
+                let facts =
+                    if cell.key.stack == "host" { host.clone() } else { stack::cached_facts(&cell.key.stack, &cache) };
                 let status = if cell.key.kernel != "host" {
                     "skip: only the running kernel is supported so far".to_string()
                 } else {

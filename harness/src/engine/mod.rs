@@ -3,7 +3,7 @@
 
 mod podman;
 
-pub use podman::Podman;
+pub use podman::{remove as podman_remove, Podman};
 
 use crate::scenario::Network;
 use crate::stack::Output;

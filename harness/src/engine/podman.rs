@@ -195,10 +195,19 @@ impl Engine for Podman {
     }
 }
 
-fn remove(entry: &Entry, names: &[String]) {
+/// `podman rm --force` of these containers (names or IDs), then removal of the cgroups they
+/// leave behind on the host (see `stack::cgroups`). Blocking: also used from cleanup paths.
+pub fn remove(entry: &Entry, names: &[String]) {
     if names.is_empty() {
         return;
     }
+    let mut inspect: Vec<String> = ["podman", "container", "inspect", "--format", "{{.Id}}"].map(String::from).to_vec();
+    inspect.extend(names.iter().cloned());
+    // Some names may be gone already; inspect prints the IDs of those that exist.
+    let ids: Vec<String> = entry
+        .run_blocking(&inspect)
+        .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
     let mut argv: Vec<String> = ["podman", "rm", "--force", "--ignore", "--time", "0"].map(String::from).to_vec();
     argv.extend(names.iter().cloned());
     match entry.run_blocking(&argv) {
@@ -208,6 +217,7 @@ fn remove(entry: &Entry, names: &[String]) {
         }
         Err(e) => tracing::warn!("failed to remove containers {names:?}: {e}"),
     }
+    crate::stack::cgroups::remove_container_cgroups(Path::new("/sys/fs/cgroup"), &ids);
 }
 
 /// `--print-stats` prints one JSON document on stdout.

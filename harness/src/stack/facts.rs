@@ -49,7 +49,10 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
     let limit = Duration::from_secs(60);
     let mut tools = BTreeMap::new();
     for tool in TOOLS {
-        let out = exec::run(entry, &[tool.to_string(), "--version".to_string()], limit, None).await?;
+        // A tool that cannot be started (not on the host's PATH, or exit 127 through nsenter) is absent.
+        let Ok(out) = exec::run(entry, &[tool.to_string(), "--version".to_string()], limit, None).await else {
+            continue;
+        };
         if out.success() {
             let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
             let banner = text.lines().next().unwrap_or_default().trim().to_string();

@@ -3,6 +3,7 @@
 //! private mount namespace.
 
 pub mod cache;
+pub mod cgroups;
 pub mod debian;
 pub mod exec;
 pub mod facts;
@@ -82,8 +83,7 @@ impl Session {
 /// Opens a stack, provisioning it first when it is a Debian suite not yet in the cache.
 pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<Session> {
     if name == "host" {
-        let entry = Entry::host();
-        let facts = facts::probe("host", &entry, std::path::Path::new("/")).await?;
+        let facts = probe_host().await?;
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
         return Ok(Session { name: name.to_string(), facts, suite, place: Place::Host });
     }
@@ -106,6 +106,11 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         suite: name.to_string(),
         place: Place::Namespace { holder, _lock: lock },
     })
+}
+
+/// The host stack's facts, probed now.
+pub async fn probe_host() -> anyhow::Result<StackFacts> {
+    facts::probe("host", &Entry::host(), std::path::Path::new("/")).await
 }
 
 /// The facts recorded the last time a stack was opened, without entering it.

@@ -117,6 +117,7 @@ pub async fn enter(stack: &str, rootfs: &Path, storage: &Path, state_file: &Path
             remove_containers(&Entry::namespace(pid));
             end_namespace_processes(&mnt_ns, Some(pid));
             stop_holder(&child);
+            super::cgroups::remove_empty_parents(Path::new("/sys/fs/cgroup"));
             let _ = std::fs::remove_file(&state_file);
         })
     };
@@ -132,13 +133,7 @@ pub fn remove_containers(entry: &Entry) {
     if ids.is_empty() {
         return;
     }
-    let mut rm: Vec<String> = ["podman", "rm", "--force", "--time", "0"].map(String::from).to_vec();
-    rm.extend(ids);
-    match entry.run_blocking(&rm) {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => tracing::warn!("podman rm failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        Err(e) => tracing::warn!("podman rm failed: {e}"),
-    }
+    crate::engine::podman_remove(entry, &ids);
 }
 
 /// PIDs of the processes whose mount namespace is `mnt_ns` (e.g. `mnt:[4026532301]`).
@@ -152,14 +147,33 @@ pub fn namespace_processes(mnt_ns: &str) -> Vec<u32> {
 }
 
 /// Ends every process left in the stack's namespace except `keep`: they can only be the
-/// harness's (conmon or a container of a cell that could not be removed).
+/// harness's (conmon or a container of a cell that could not be removed). Processes that are
+/// already exiting (conmon after `podman rm`) get a moment to do so first.
 fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
-    for pid in namespace_processes(mnt_ns).into_iter().filter(|p| Some(*p) != keep) {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        tracing::warn!("ending process {pid} ({}) left in the stack namespace", comm.trim());
-        // SAFETY: kill(2) on a PID observed in the harness's own private mount namespace.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let others = || namespace_processes(mnt_ns).into_iter().filter(|p| Some(*p) != keep).collect::<Vec<_>>();
+    if !wait_until(Duration::from_secs(5), || others().is_empty()) {
+        for pid in others() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            tracing::warn!("ending process {pid} ({}) left in the stack namespace", comm.trim());
+            // SAFETY: kill(2) on a PID observed in the harness's own private mount namespace.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        if !wait_until(Duration::from_secs(5), || others().is_empty()) {
+            tracing::error!("processes still in the stack namespace after SIGKILL: {:?}", others());
+        }
     }
+}
+
+/// Polls `done` until it holds or `limit` passes; says whether it held.
+fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 fn stop_holder(child: &Mutex<Option<Child>>) {

@@ -1,0 +1,82 @@
+//! Cgroups the harness's containers leave on the host.
+//!
+//! With cgroup v1 controllers plus an empty cgroup2 (a hybrid host), the stack hides the cgroup2
+//! mount, yet restored processes still land in cgroup2 directories such as
+//! `libpod_parent/libpod-<id>`, each restore nesting inside the previous container's directory.
+//! Nothing else removes them, and CRIU walks them all on every later dump (seen: `frozen_time`
+//! growing from 0.1 s to 5 s after a few dozen cells). So after removing containers, the harness
+//! removes their cgroup directories: `rmdir` only, which the kernel refuses for a cgroup that still
+//! has processes or children.
+
+use std::path::{Path, PathBuf};
+
+/// Removes every `libpod-<id>` cgroup directory of these containers, in every hierarchy under
+/// `root` (normally `/sys/fs/cgroup`), with the empty directories inside them.
+pub fn remove_container_cgroups(root: &Path, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let names: Vec<String> = ids.iter().map(|id| format!("libpod-{id}")).collect();
+    let mut found = Vec::new();
+    find(root, &names, 0, &mut found);
+    // Deepest first: a later container's directory may sit inside an earlier one's.
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in found {
+        remove_empty_tree(&dir);
+    }
+}
+
+/// Removes podman's cgroupfs parent (`libpod_parent`) from every hierarchy where it is empty:
+/// the harness's podman made it; `rmdir` leaves it wherever anything still uses it.
+pub fn remove_empty_parents(root: &Path) {
+    let Ok(hierarchies) = std::fs::read_dir(root) else { return };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join("libpod_parent"));
+    }
+}
+
+fn find(dir: &Path, names: &[String], depth: usize, out: &mut Vec<PathBuf>) {
+    if depth > 64 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        if !kind.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_name().to_str().is_some_and(|n| names.iter().any(|name| name == n)) {
+            out.push(path.clone());
+        }
+        find(&path, names, depth + 1, out);
+    }
+}
+
+/// `rmdir` of every empty directory under `dir`, then `dir` itself; cgroups in use stay.
+fn remove_empty_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_nested_container_directories_and_keeps_others() {
+        let root = tempfile::tempdir().unwrap();
+        let nested = root.path().join("unified/libpod_parent/libpod-aaa/libpod_parent/libpod-bbb/libpod_parent");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::create_dir_all(root.path().join("unified/libpod_parent/libpod-ccc")).unwrap();
+        remove_container_cgroups(root.path(), &["aaa".to_string(), "bbb".to_string()]);
+        assert!(!root.path().join("unified/libpod_parent/libpod-aaa").exists());
+        assert!(root.path().join("unified/libpod_parent/libpod-ccc").exists());
+    }
+}
