@@ -26,12 +26,12 @@ pub fn remove_container_cgroups(root: &Path, ids: &[String]) {
     }
 }
 
-/// Removes podman's cgroupfs parent (`libpod_parent`) from every hierarchy where it is empty:
+/// Removes podman's cgroupfs parent (`libpod_parent`, with its `conmon` child) wherever it is empty:
 /// the harness's podman made it; `rmdir` leaves it wherever anything still uses it.
 pub fn remove_empty_parents(root: &Path) {
     let Ok(hierarchies) = std::fs::read_dir(root) else { return };
     for h in hierarchies.flatten() {
-        let _ = std::fs::remove_dir(h.path().join("libpod_parent"));
+        remove_empty_tree(&h.path().join("libpod_parent"));
     }
 }
 
