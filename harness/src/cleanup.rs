@@ -8,7 +8,7 @@
 //! on purpose: they must work from `Drop` and from the signal thread, with no async runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 type Action = Box<dyn FnOnce() + Send>;
@@ -22,6 +22,9 @@ struct Registry {
 static REGISTRY: Mutex<Registry> =
     Mutex::new(Registry { next: 0, actions: BTreeMap::new(), children: BTreeSet::new() });
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Actions being run by other threads right now (a guard dropped on the normal path): the
+/// interrupt handler must not exit while one is half done.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -58,10 +61,19 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let action = registry().actions.remove(&self.id);
+        let action = {
+            let mut reg = registry();
+            let action = reg.actions.remove(&self.id);
+            if action.is_some() {
+                // Counted while the registry is locked, so the handler cannot miss it.
+                RUNNING.fetch_add(1, Ordering::SeqCst);
+            }
+            action
+        };
         if let Some((label, action)) = action {
             tracing::debug!("cleanup: {label}");
             action();
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -69,6 +81,17 @@ impl Drop for Guard {
 /// True once Ctrl-C (or SIGTERM) arrived: no new command may start.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Called by the main thread before it would exit or record more: after an interrupt, the
+/// handler thread owns the end of the process (it exits with 130 once everything is undone), so
+/// the main thread waits for it instead of returning from `main` in the middle of a cleanup.
+pub fn hold_if_interrupted() {
+    if interrupted() {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// Tracks a spawned command's PID until it exits, so an interrupt can stop it.
@@ -125,6 +148,11 @@ fn undo_everything() {
             }
             None => break,
         }
+    }
+    // Another thread may be in the middle of an action it took from the registry.
+    let started = std::time::Instant::now();
+    while RUNNING.load(Ordering::SeqCst) > 0 && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

@@ -141,6 +141,8 @@ impl Runner {
             logs: Some(self.run.relative(&log_dir)),
             reproducer,
         };
+        // A cell cut short by Ctrl-C is not a finished cell: record nothing, let the handler end it.
+        crate::cleanup::hold_if_interrupted();
         if let Err(e) = self.run.append(&record) {
             tracing::error!("failed to record {name}: {e:#}");
         }

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Counts what a criu-matrix run could leave behind on this machine. Prints one line per kind and
+# exits 1 if anything is left. Zombies are not counted: an exited conmon waits for PID 1 to reap it.
+set -u
+init_ns=$(readlink /proc/1/ns/mnt)
+own_ns=$(readlink /proc/self/ns/mnt)
+procs=0; other_ns=0
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  state=$(awk '{print $3}' "$p/stat" 2>/dev/null) || continue
+  [ "$state" = Z ] && continue
+  comm=$(cat "$p/comm" 2>/dev/null) || continue
+  [ -e "$p/exe" ] || continue  # kernel threads (kdevtmpfs has a mount namespace of its own)
+  case "$comm" in conmon|crun|runc|criu|podman|dockerd|containerd*|qemu-system-*) procs=$((procs + 1)); echo "  process $pid $comm";; esac
+  ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+  [ "$ns" != "$init_ns" ] && [ "$ns" != "$own_ns" ] && { other_ns=$((other_ns + 1)); echo "  in another mount namespace: $pid $comm"; }
+done
+mounts=$(cat /proc/[0-9]*/mountinfo 2>/dev/null | grep -cE ' - (overlay|fuse)')
+cgroups=$(find /sys/fs/cgroup -name 'libpod*' 2>/dev/null | wc -l)
+echo "engine/runtime processes: $procs"
+echo "processes in other mount namespaces: $other_ns"
+echo "overlay/fuse mounts (any process): $mounts"
+echo "libpod cgroups: $cgroups"
+[ $((procs + other_ns + mounts + cgroups)) -eq 0 ]
