@@ -84,7 +84,10 @@ fn yaml_error(file: &Path, error: &serde_saphyr::Error) -> ScenarioError {
     let (line, column) = error.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     // The rendered error repeats the position and quotes the source; the first line is the message.
     let rendered = error.to_string();
-    let message = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML").to_string();
+    let message = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
+    // It may repeat the position ("error: line 12 column 1: unknown field ..."): keep one.
+    let position = regex::Regex::new(r"^(error: )?line \d+ column \d+: ").expect("static regex");
+    let message = position.replace(message, "").into_owned();
     ScenarioError { file: file.to_path_buf(), line, column, message }
 }
 
