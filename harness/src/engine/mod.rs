@@ -78,6 +78,8 @@ pub trait Engine {
     ) -> anyhow::Result<StepReport>;
     /// The equivalent CLI command to read a file in the container (for the reproducer).
     fn read_file_command(&self, name: &str, path: &str) -> String;
+    /// The equivalent CLI command to remove containers (for the reproducer).
+    fn remove_command(&self, names: &[String]) -> String;
     /// Removes containers now (blocking: also used from cleanup paths).
     fn remove_blocking(&self, names: &[String]);
     /// A remover that outlives the driver, for cleanup guards.

@@ -89,10 +89,9 @@ impl Engine for Podman {
     }
 
     async fn image_id(&self, tag: &str) -> anyhow::Result<String> {
-        let out = self
-            .podman("image id", &["image", "inspect", "--format", "{{.Id}}", tag], INSPECT_LIMIT)
-            .await?
-            .checked()?;
+        // A lookup for the image cache, not a step of the cell: kept out of the transcript.
+        let argv = ["podman", "image", "inspect", "--format", "{{.Id}}", tag].map(String::from);
+        let out = exec::run(&self.entry, &argv, INSPECT_LIMIT, None).await?.checked()?;
         Ok(out.stdout.trim().to_string())
     }
 
@@ -183,6 +182,15 @@ impl Engine for Podman {
 
     fn read_file_command(&self, name: &str, path: &str) -> String {
         exec::shell_join(&["podman", "exec", name, "cat", path].map(String::from))
+    }
+
+    fn remove_command(&self, names: &[String]) -> String {
+        let argv: Vec<String> = ["podman", "rm", "--force", "--time", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(names.iter().cloned())
+            .collect();
+        exec::shell_join(&argv)
     }
 
     fn remove_blocking(&self, names: &[String]) {

@@ -63,6 +63,9 @@ pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'
         Ok(outcome) => outcome,
         Err(e) => Outcome::Error { step: "harness".to_string(), message: format!("{e:#}") },
     };
+    let names = containers.names.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    spec.transcript
+        .push_equivalent("remove the containers", &format!("podman rm --force --time 0 {}", names.join(" ")));
     drop(containers);
     Execution { outcome, rounds }
 }
