@@ -211,19 +211,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn expectation_text(cell: &criu_matrix::plan::Cell, facts: &stack::StackFacts) -> String {
-    struct F<'a>(&'a criu_matrix::plan::CellKey, &'a stack::StackFacts);
-    impl criu_matrix::scenario::CellFacts for F<'_> {
-        fn axis(&self, name: &str) -> Option<String> {
-            if name == "cgroup" {
-                return Some(self.1.cgroup.clone());
-            }
-            self.0.axis(name).map(String::from)
-        }
-        fn tool_version(&self, tool: &str) -> Option<semver::Version> {
-            self.1.version(tool)
-        }
-    }
-    let e = cell.scenario.expectation_for(&F(&cell.key, facts));
+    let e = cell.scenario.expectation_for(&criu_matrix::runner::Facts { key: &cell.key, stack: facts });
     format!("{:?}", e.outcome).to_lowercase()
 }
 

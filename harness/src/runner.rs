@@ -47,6 +47,21 @@ impl Project {
     }
 }
 
+/// What running a cell came to, with what the classification and the record need.
+struct Ran {
+    outcome: Outcome,
+    rounds: Vec<crate::record::RoundRecord>,
+    expectation: Expectation,
+    versions: std::collections::BTreeMap<String, String>,
+}
+
+impl Ran {
+    /// A cell that ended before its stack was known: no expectation applies but "passes".
+    fn before_stack(outcome: Outcome) -> Ran {
+        Ran { outcome, rounds: Vec::new(), expectation: Expectation::passes(), versions: Default::default() }
+    }
+}
+
 enum StackState {
     Open {
         session: Box<Session>,
@@ -64,9 +79,10 @@ pub struct Runner {
     stacks: HashMap<String, StackState>,
 }
 
-struct Facts<'a> {
-    key: &'a CellKey,
-    stack: &'a StackFacts,
+/// A cell as a `when:` clause sees it: its axes, the stack's cgroup version and tool versions.
+pub struct Facts<'a> {
+    pub key: &'a CellKey,
+    pub stack: &'a StackFacts,
 }
 
 impl CellFacts for Facts<'_> {
@@ -96,20 +112,16 @@ impl Runner {
         let log_dir = self.run.cell_dir(&name).unwrap_or_else(|_| self.run.dir.clone());
         let transcript = Arc::new(Transcript::default());
 
-        let (outcome, rounds, expectation, versions) = if cell.key.kernel != "host" {
+        let ran = if cell.key.kernel != "host" {
             let why = format!("kernel `{}`: only the running kernel (`host`) is supported so far", cell.key.kernel);
-            (Outcome::Skipped(why), Vec::new(), Expectation::passes(), Default::default())
+            Ran::before_stack(Outcome::Skipped(why))
         } else {
             match self.ensure_stack(&cell.key.stack).await {
-                Err(message) => (
-                    Outcome::Error { step: "stack".into(), message },
-                    Vec::new(),
-                    Expectation::passes(),
-                    Default::default(),
-                ),
+                Err(message) => Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
                 Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
             }
         };
+        let Ran { outcome, rounds, expectation, versions } = ran;
 
         if let Outcome::Error { step, message } = &outcome {
             // The verdict keeps one line; the whole message is evidence too.
@@ -184,7 +196,7 @@ impl Runner {
         name: &str,
         log_dir: &std::path::Path,
         transcript: &Arc<Transcript>,
-    ) -> (Outcome, Vec<crate::record::RoundRecord>, Expectation, std::collections::BTreeMap<String, String>) {
+    ) -> Ran {
         let Some(StackState::Open { session, base }) = self.stacks.get(&cell.key.stack) else {
             unreachable!("ensure_stack opened it");
         };
@@ -192,7 +204,7 @@ impl Runner {
         let expectation = cell.scenario.expectation_for(&facts);
         let versions = session.facts.versions();
         if let Some(why) = session.facts.skip_reason(&cell.key.engine, &cell.key.runtime) {
-            return (Outcome::Skipped(why), Vec::new(), expectation, versions);
+            return Ran { outcome: Outcome::Skipped(why), rounds: Vec::new(), expectation, versions };
         }
         let base = base.clone().unwrap_or_default();
         let engine = Podman::new(session.entry(), session.host_path("/"), transcript.clone());
@@ -209,13 +221,13 @@ impl Runner {
             Ok(image) => image,
             Err(e) => {
                 let outcome = Outcome::Error { step: "image".into(), message: format!("{e:#}") };
-                return (outcome, Vec::new(), expectation, versions);
+                return Ran { outcome, rounds: Vec::new(), expectation, versions };
             }
         };
         let spec =
             CellSpec { name, transcript, scenario: &cell.scenario, runtime: &cell.key.runtime, image: &image, log_dir };
         let done = execute::execute(&engine, session, &spec, &self.events).await;
-        (done.outcome, done.rounds, expectation, versions)
+        Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions }
     }
 
     fn write_reproducer(

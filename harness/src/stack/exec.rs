@@ -7,7 +7,6 @@ use serde::Serialize;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// How to reach a stack's binaries: directly (the host) or through `nsenter` into its namespace.
 #[derive(Debug, Clone)]
@@ -180,55 +179,6 @@ pub async fn run(entry: &Entry, argv: &[String], limit: Duration, stdin: Option<
             }
         }
         // The child future was dropped with the timeout, and kill_on_drop killed the process.
-        Err(_) => Output {
-            argv: argv.to_vec(),
-            status: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            seconds,
-            timed_out: true,
-        },
-    })
-}
-
-/// Runs `argv` with `input` on its standard input.
-pub async fn run_with_input(entry: &Entry, argv: &[String], limit: Duration, input: &[u8]) -> anyhow::Result<Output> {
-    if cleanup::interrupted() {
-        anyhow::bail!("interrupted");
-    }
-    let full = entry.full_argv(argv);
-    let mut child = tokio::process::Command::new(&full[0])
-        .args(&full[1..])
-        .env_clear()
-        .envs(entry.env.iter().cloned())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("failed to start `{}`", full[0]))?;
-    let _tracked = child.id().map(cleanup::ChildGuard::track);
-    let mut pipe = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    let writer = tokio::spawn(async move {
-        let _ = pipe.write_all(&input).await;
-    });
-    let started = Instant::now();
-    let result = tokio::time::timeout(limit, child.wait_with_output()).await;
-    writer.abort();
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(match result {
-        Ok(out) => {
-            let out = out?;
-            Output {
-                argv: argv.to_vec(),
-                status: out.status.code(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                seconds,
-                timed_out: false,
-            }
-        }
         Err(_) => Output {
             argv: argv.to_vec(),
             status: None,
