@@ -53,8 +53,17 @@ impl<'a, E: Engine> Probe<'a, E> {
         Err(format!("the workload was not ready within {:.0}s ({last})", limit.as_secs_f64()))
     }
 
+    /// Reads the counter. The workload rewrites the file in place, so a read may land between the
+    /// truncation and the write: an empty or partial read is retried for up to a second.
     pub async fn counter(&self, name: &str, path: &str) -> Result<u64, String> {
-        read_counter(&self.read(name, path).await?)
+        let started = Instant::now();
+        loop {
+            match read_counter(&self.read(name, path).await?) {
+                Ok(n) => return Ok(n),
+                Err(e) if started.elapsed() > Duration::from_secs(1) => return Err(e),
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
     }
 
     /// Processes in the container's PID namespace.
