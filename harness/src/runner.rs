@@ -268,6 +268,18 @@ impl Runner {
         Some(self.run.relative(&path))
     }
 
+    /// The private mount namespaces of the stacks opened so far: after `finish`, no process may
+    /// be left in any of them.
+    pub fn stack_namespaces(&self) -> Vec<String> {
+        self.stacks
+            .values()
+            .filter_map(|s| match s {
+                StackState::Open { session, .. } => session.mount_namespace(),
+                StackState::Broken(_) => None,
+            })
+            .collect()
+    }
+
     /// Closes every stack (removing what the run made there) and writes the matrix reports.
     pub fn finish(mut self) -> anyhow::Result<(RunDir, Vec<CellRecord>)> {
         self.stacks.clear();

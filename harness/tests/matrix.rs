@@ -80,11 +80,26 @@ fn main() {
 
     let conclusion = libtest_mimic::run(&args, trials);
     let finished = runner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let mut leaked = Vec::new();
     if let Some(runner) = finished {
+        let namespaces = runner.stack_namespaces();
         match runner.finish() {
             Ok((run, _)) => eprintln!("matrix: {}", run.dir.join("matrix.md").display()),
             Err(e) => eprintln!("error: failed to write the matrix: {e:#}"),
         }
+        // The run's own invariant, checked after every cell test: leaving a stack leaves nothing.
+        for ns in &namespaces {
+            leaked.extend(criu_matrix::stack::namespace::namespace_processes(ns));
+        }
+        eprintln!(
+            "stack namespaces checked after the run: {}, processes left in them: {}",
+            namespaces.len(),
+            leaked.len()
+        );
+    }
+    if !leaked.is_empty() {
+        eprintln!("error: processes left in the stack namespaces: {leaked:?}");
+        std::process::exit(1);
     }
     conclusion.exit();
 }

@@ -50,6 +50,14 @@ impl Session {
         }
     }
 
+    /// The stack's private mount namespace (`mnt:[N]`), if it has one.
+    pub fn mount_namespace(&self) -> Option<String> {
+        match &self.place {
+            Place::Host => None,
+            Place::Namespace { holder, .. } => Some(holder.mnt_ns.clone()),
+        }
+    }
+
     /// Where the host sees a path of the stack.
     pub fn host_path(&self, inner: &str) -> PathBuf {
         match &self.place {
