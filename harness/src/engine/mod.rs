@@ -55,6 +55,12 @@ pub enum CheckpointMode<'a> {
     Export { archive: &'a str },
 }
 
+/// CRIU options a scenario asks for, passed the way each engine passes them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CriuOptions {
+    pub tcp_established: bool,
+}
+
 #[allow(async_fn_in_trait)] // drivers are used by generic code in this crate only
 pub trait Engine {
     fn name(&self) -> &'static str;
@@ -67,13 +73,20 @@ pub trait Engine {
     async fn run(&self, request: &RunRequest, limit: Duration) -> anyhow::Result<Output>;
     /// The host PID of the container's first process, if it runs.
     async fn pid(&self, name: &str) -> anyhow::Result<Option<u32>>;
-    async fn checkpoint(&self, name: &str, mode: CheckpointMode<'_>, limit: Duration) -> anyhow::Result<StepReport>;
+    async fn checkpoint(
+        &self,
+        name: &str,
+        mode: CheckpointMode<'_>,
+        options: CriuOptions,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport>;
     /// Restores `name`; with an export, into the new container `new_name`.
     async fn restore(
         &self,
         name: &str,
         new_name: &str,
         mode: CheckpointMode<'_>,
+        options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport>;
     /// The equivalent CLI command to read a file in the container (for the reproducer).

@@ -1,7 +1,7 @@
 //! podman, driven through its CLI (its Docker-compatible API has no checkpoint endpoints), with
 //! JSON output where it has it.
 
-use super::{numeric_fields, CheckpointMode, Engine, RunRequest, StepReport};
+use super::{numeric_fields, CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::scenario::Network;
 use crate::stack::exec::{self, Entry, Output, Transcript};
 use crate::stack::namespace::LABEL;
@@ -146,8 +146,17 @@ impl Engine for Podman {
         Ok(out.stdout.trim().parse::<u32>().ok().filter(|p| *p > 0))
     }
 
-    async fn checkpoint(&self, name: &str, mode: CheckpointMode<'_>, limit: Duration) -> anyhow::Result<StepReport> {
+    async fn checkpoint(
+        &self,
+        name: &str,
+        mode: CheckpointMode<'_>,
+        options: CriuOptions,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport> {
         let mut args = vec!["container", "checkpoint", "--print-stats"];
+        if options.tcp_established {
+            args.push("--tcp-established");
+        }
         if let CheckpointMode::Export { archive } = mode {
             args.extend(["--export", archive]);
         }
@@ -162,9 +171,13 @@ impl Engine for Podman {
         name: &str,
         new_name: &str,
         mode: CheckpointMode<'_>,
+        options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport> {
         let mut args = vec!["container", "restore", "--print-stats"];
+        if options.tcp_established {
+            args.push("--tcp-established");
+        }
         let target = match mode {
             CheckpointMode::InPlace => {
                 args.push(name);

@@ -5,7 +5,7 @@
 mod verify;
 
 use crate::cleanup;
-use crate::engine::{CheckpointMode, Engine, RunRequest, StepReport};
+use crate::engine::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::events::{Event, Events};
 use crate::record::RoundRecord;
 use crate::scenario::{FailStep, Scenario, VerifyStep};
@@ -113,6 +113,7 @@ async fn run_rounds<E: Engine>(
         VerifyStep::Counter(path) => Some(path.as_str()),
         _ => None,
     });
+    let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established };
     for round in 1..=s.rounds {
         let mut record = RoundRecord { round, ..RoundRecord::default() };
         if let Some(path) = counter {
@@ -124,7 +125,7 @@ async fn run_rounds<E: Engine>(
         let mode =
             if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
 
-        let dumped = engine.checkpoint(&name, mode, s.timeouts.checkpoint).await?;
+        let dumped = engine.checkpoint(&name, mode, criu, s.timeouts.checkpoint).await?;
         record.checkpoint_seconds = Some(dumped.output.seconds);
         record.checkpoint_stats = dumped.stats.clone();
         events.emit(Event::Step { name: spec.name, round, step: "checkpoint", seconds: dumped.output.seconds });
@@ -137,7 +138,7 @@ async fn run_rounds<E: Engine>(
         if s.checkpoint.export {
             containers.add(&new_name);
         }
-        let restored = engine.restore(&name, &new_name, mode, s.timeouts.restore).await?;
+        let restored = engine.restore(&name, &new_name, mode, criu, s.timeouts.restore).await?;
         if s.checkpoint.export {
             let _ = std::fs::remove_file(session.host_path(&archive));
         }

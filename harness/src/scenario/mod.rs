@@ -63,7 +63,7 @@ pub struct Conditions {
     pub stack: Option<String>,
     pub kernel: Option<String>,
     pub cgroup: Option<String>,
-    /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`.
+    /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`, `linux` (the kernel).
     pub versions: Vec<(String, Range)>,
 }
 

@@ -80,6 +80,9 @@ pub struct CheckpointSpec {
     /// `--import`), instead of restoring the same container in place.
     #[serde(default)]
     pub export: bool,
+    /// Checkpoint and restore established TCP connections (`--tcp-established`).
+    #[serde(default)]
+    pub tcp_established: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -164,7 +167,7 @@ impl std::fmt::Display for FailStep {
 }
 
 /// Conditions on a cell. Every field that is set must hold. Version fields are ranges such as
-/// `"<1.21"` or `">=4.1, <4.2"`, checked against the stack's probed versions.
+/// `"<1.21"` or `">=4.1, <4.2"`, checked against the stack's probed versions (`linux`: the kernel).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct When {
@@ -178,6 +181,8 @@ pub struct When {
     pub runc: Option<Spanned<String>>,
     pub podman: Option<Spanned<String>>,
     pub docker: Option<Spanned<String>>,
+    /// The running kernel's version, e.g. `">=6.16"`.
+    pub linux: Option<Spanned<String>>,
 }
 
 /// Durations written as `90s`, `2m`, `500ms` or a bare number of seconds.

@@ -171,6 +171,7 @@ fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
         ("runc", when.runc),
         ("podman", when.podman),
         ("docker", when.docker),
+        ("linux", when.linux),
     ] {
         if let Some(range) = range {
             let parsed = Range::parse(&range.value).map_err(|m| ScenarioError::at(file, &range, m))?;

@@ -100,7 +100,11 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
 }
 
 impl StackFacts {
+    /// A tool's version; `linux` is the running kernel's.
     pub fn version(&self, tool: &str) -> Option<semver::Version> {
+        if tool == "linux" {
+            return crate::version::parse_lenient(&self.kernel);
+        }
         self.tools.get(tool)?.version.as_deref().and_then(|v| semver::Version::parse(v).ok())
     }
 
