@@ -64,8 +64,7 @@ pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'
         Err(e) => Outcome::Error { step: "harness".to_string(), message: format!("{e:#}") },
     };
     let names = containers.names.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    spec.transcript
-        .push_equivalent("remove the containers", &format!("podman rm --force --time 0 {}", names.join(" ")));
+    spec.transcript.push_equivalent("remove the containers", &engine.remove_command(&names));
     drop(containers);
     Execution { outcome, rounds }
 }
@@ -151,7 +150,9 @@ async fn run_rounds<E: Engine>(
         }
         if s.checkpoint.export {
             // The checkpointed original stays behind as an exited container; the new one carries on.
-            engine.remove_blocking(std::slice::from_ref(&name));
+            let original = std::slice::from_ref(&name);
+            spec.transcript.push_equivalent("remove the checkpointed original", &engine.remove_command(original));
+            engine.remove_blocking(original);
             name = new_name;
         }
 
