@@ -77,6 +77,29 @@ impl Podman {
     }
 }
 
+impl Podman {
+    /// `podman container VERB --print-stats [CRIU options] REST...`; on failure, fetches the CRIU
+    /// log (`log_file`) of `container` as evidence.
+    async fn criu_step(
+        &self,
+        verb: &str,
+        rest: &[&str],
+        options: CriuOptions,
+        container: &str,
+        log_file: &str,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport> {
+        let mut args = vec!["container", verb, "--print-stats"];
+        if options.tcp_established {
+            args.push("--tcp-established");
+        }
+        args.extend_from_slice(rest);
+        let output = self.podman(verb, &args, limit).await?;
+        let criu_log = if output.success() { None } else { self.criu_log(container, log_file, &output.stderr).await };
+        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+    }
+}
+
 impl Engine for Podman {
     fn name(&self) -> &'static str {
         "podman"
@@ -153,17 +176,11 @@ impl Engine for Podman {
         options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport> {
-        let mut args = vec!["container", "checkpoint", "--print-stats"];
-        if options.tcp_established {
-            args.push("--tcp-established");
-        }
-        if let CheckpointMode::Export { archive } = mode {
-            args.extend(["--export", archive]);
-        }
-        args.push(name);
-        let output = self.podman("checkpoint", &args, limit).await?;
-        let criu_log = if output.success() { None } else { self.criu_log(name, "dump.log", &output.stderr).await };
-        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+        let rest = match mode {
+            CheckpointMode::InPlace => vec![name],
+            CheckpointMode::Export { archive } => vec!["--export", archive, name],
+        };
+        self.criu_step("checkpoint", &rest, options, name, "dump.log", limit).await
     }
 
     async fn restore(
@@ -174,23 +191,13 @@ impl Engine for Podman {
         options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport> {
-        let mut args = vec!["container", "restore", "--print-stats"];
-        if options.tcp_established {
-            args.push("--tcp-established");
-        }
-        let target = match mode {
-            CheckpointMode::InPlace => {
-                args.push(name);
-                name
-            }
+        match mode {
+            CheckpointMode::InPlace => self.criu_step("restore", &[name], options, name, "restore.log", limit).await,
             CheckpointMode::Export { archive } => {
-                args.extend(["--import", archive, "--name", new_name]);
-                new_name
+                let rest = ["--import", archive, "--name", new_name];
+                self.criu_step("restore", &rest, options, new_name, "restore.log", limit).await
             }
-        };
-        let output = self.podman("restore", &args, limit).await?;
-        let criu_log = if output.success() { None } else { self.criu_log(target, "restore.log", &output.stderr).await };
-        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+        }
     }
 
     fn read_file_command(&self, name: &str, path: &str) -> String {
