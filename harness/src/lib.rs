@@ -14,3 +14,4 @@ pub mod scenario;
 pub mod stack;
 pub mod verdict;
 pub mod version;
+pub mod vm;

@@ -49,6 +49,12 @@ struct PlanArgs {
     stacks: Vec<String>,
     #[arg(long = "kernel")]
     kernels: Vec<String>,
+    /// Only VM cells with this cgroup layout (`v1`, `v2`).
+    #[arg(long = "cgroup")]
+    cgroups: Vec<String>,
+    /// Only VM cells with this PID 1 (`plain`, `systemd`).
+    #[arg(long = "init")]
+    inits: Vec<String>,
     /// Only cells whose name contains this text, e.g. `::crun::trixie`.
     filter: Option<String>,
 }
@@ -70,6 +76,8 @@ impl PlanArgs {
             runtimes: self.runtimes.clone(),
             stacks: self.stacks.clone(),
             kernels: self.kernels.clone(),
+            cgroups: self.cgroups.clone(),
+            inits: self.inits.clone(),
             name: self.filter.clone(),
         }
     }

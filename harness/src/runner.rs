@@ -79,7 +79,7 @@ pub struct Runner {
     stacks: HashMap<String, StackState>,
 }
 
-/// A cell as a `when:` clause sees it: its axes, the stack's cgroup version and tool versions.
+/// A cell as a `when:` clause sees it: its axes and the stack's tool versions.
 pub struct Facts<'a> {
     pub key: &'a CellKey,
     pub stack: &'a StackFacts,
@@ -87,10 +87,7 @@ pub struct Facts<'a> {
 
 impl CellFacts for Facts<'_> {
     fn axis(&self, name: &str) -> Option<String> {
-        match name {
-            "cgroup" => Some(self.stack.cgroup.clone()),
-            other => self.key.axis(other).map(String::from),
-        }
+        self.key.axis(name).map(String::from)
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         self.stack.version(tool)

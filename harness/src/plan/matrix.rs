@@ -13,6 +13,10 @@ pub struct MatrixFile {
     pub runtimes: Vec<String>,
     pub stacks: Vec<String>,
     pub kernels: Vec<String>,
+    /// cgroup layouts a VM kernel boots with (`v1`, `v2`); the host kernel has its own.
+    pub cgroups: Vec<String>,
+    /// PID 1 of a VM (`plain`, `systemd`); the host kernel has its own.
+    pub inits: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +36,20 @@ struct RawMatrix {
     stacks: Vec<String>,
     #[serde(default = "host_kernel")]
     kernels: Vec<String>,
+    #[serde(default = "v2")]
+    cgroups: Vec<String>,
+    #[serde(default = "plain")]
+    inits: Vec<String>,
 }
 
 fn host_kernel() -> Vec<String> {
     vec!["host".to_string()]
+}
+fn v2() -> Vec<String> {
+    vec!["v2".to_string()]
+}
+fn plain() -> Vec<String> {
+    vec!["plain".to_string()]
 }
 
 impl From<RawMatrix> for MatrixFile {
@@ -47,6 +61,8 @@ impl From<RawMatrix> for MatrixFile {
             runtimes: raw.runtimes,
             stacks: raw.stacks,
             kernels: raw.kernels,
+            cgroups: raw.cgroups,
+            inits: raw.inits,
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The plan: scenarios x engine x runtime x stack x kernel, expanded into cells and filtered.
+//! The plan: scenarios x engine x runtime x stack x kernel (x cgroup x init under a VM kernel),
+//! expanded into cells and filtered.
 
 mod matrix;
 mod require;
+pub mod target;
 
 pub use matrix::{load_matrix, MatrixFile, ScenarioSelection};
 pub use require::Required;
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The axes every cell has a value on, in the order they appear in a cell's name.
-pub const AXES: [&str; 5] = ["scenario", "engine", "runtime", "stack", "kernel"];
+pub const AXES: [&str; 8] = ["scenario", "engine", "runtime", "stack", "kernel", "cgroup", "init", "accel"];
 
 /// One point of the matrix.
 #[derive(Debug, Clone)]
@@ -27,13 +29,32 @@ pub struct CellKey {
     pub engine: String,
     pub runtime: String,
     pub stack: String,
+    /// `host` (the running kernel) or the Debian suite whose kernel a VM boots (`bookworm`, ...).
     pub kernel: String,
+    /// `v1` or `v2`: chosen for a VM, the host's own layout (as the stack sees it) otherwise.
+    #[serde(default = "unknown")]
+    pub cgroup: String,
+    /// PID 1: `plain` (the harness's init script) or `systemd` in a VM; `host` on the host kernel.
+    #[serde(default = "unknown")]
+    pub init: String,
+    /// How the kernel runs: `native` (the host kernel), `kvm` or `tcg` (qemu software emulation).
+    #[serde(default = "unknown")]
+    pub accel: String,
+}
+
+fn unknown() -> String {
+    "-".to_string()
 }
 
 impl CellKey {
-    /// `scenario::engine::runtime::stack::kernel`: the test name under `cargo test`.
+    /// `scenario::engine::runtime::stack::kernel::cgroup::init::accel`: the test name under `cargo test`.
     pub fn name(&self) -> String {
-        format!("{}::{}::{}::{}::{}", self.scenario, self.engine, self.runtime, self.stack, self.kernel)
+        AXES.iter().map(|a| self.axis(a).unwrap_or("-")).collect::<Vec<_>>().join("::")
+    }
+
+    /// Whether the cell boots a kernel of its own in a VM.
+    pub fn in_vm(&self) -> bool {
+        self.kernel != "host"
     }
 
     pub fn axis(&self, axis: &str) -> Option<&str> {
@@ -43,6 +64,9 @@ impl CellKey {
             "runtime" => &self.runtime,
             "stack" => &self.stack,
             "kernel" => &self.kernel,
+            "cgroup" => &self.cgroup,
+            "init" => &self.init,
+            "accel" => &self.accel,
             _ => return None,
         })
     }
@@ -62,6 +86,8 @@ pub struct Filter {
     pub runtimes: Vec<String>,
     pub stacks: Vec<String>,
     pub kernels: Vec<String>,
+    pub cgroups: Vec<String>,
+    pub inits: Vec<String>,
     pub name: Option<String>,
 }
 
@@ -73,6 +99,8 @@ impl Filter {
             && on(&self.runtimes, &key.runtime)
             && on(&self.stacks, &key.stack)
             && on(&self.kernels, &key.kernel)
+            && on(&self.cgroups, &key.cgroup)
+            && on(&self.inits, &key.init)
             && self.name.as_ref().is_none_or(|n| key.name().contains(n.as_str()))
     }
 }
@@ -91,9 +119,10 @@ pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
             })
             .collect::<anyhow::Result<_>>()?,
     };
+    let targets = target::targets(matrix);
     let mut cells = Vec::new();
     for stack in &matrix.stacks {
-        for kernel in &matrix.kernels {
+        for target in &targets {
             for scenario in &chosen {
                 for engine in &matrix.engines {
                     for runtime in &matrix.runtimes {
@@ -102,7 +131,10 @@ pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
                             engine: engine.clone(),
                             runtime: runtime.clone(),
                             stack: stack.clone(),
-                            kernel: kernel.clone(),
+                            kernel: target.kernel.clone(),
+                            cgroup: target.cgroup.clone(),
+                            init: target.init.clone(),
+                            accel: target.accel.clone(),
                         };
                         if filter.accepts(&key) {
                             cells.push(Cell { scenario: scenario.clone(), key });
@@ -136,6 +168,8 @@ mod tests {
             runtimes: vec!["runc".into(), "crun".into()],
             stacks: vec!["trixie".into(), "sid".into()],
             kernels: vec!["host".into()],
+            cgroups: vec!["v2".into()],
+            inits: vec!["plain".into()],
         }
     }
 
@@ -144,8 +178,9 @@ mod tests {
         let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &Filter::default()).unwrap();
         let names: Vec<String> = cells.iter().map(Cell::name).collect();
         assert_eq!(names.len(), 8);
-        assert_eq!(names[0], "a::podman::runc::trixie::host");
-        assert_eq!(names[3], "b::podman::crun::trixie::host");
+        let host = format!("host::{}::host::native", target::host_cgroup());
+        assert_eq!(names[0], format!("a::podman::runc::trixie::{host}"));
+        assert_eq!(names[3], format!("b::podman::crun::trixie::{host}"));
         assert!(names[4..].iter().all(|n| n.contains("::sid::")));
     }
 
@@ -157,6 +192,23 @@ mod tests {
     fn filters_on_any_axis(#[case] filter: Filter, #[case] expected: usize) {
         let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &filter).unwrap();
         assert_eq!(cells.len(), expected);
+    }
+
+    #[test]
+    fn a_vm_kernel_multiplies_by_cgroup_and_init_but_the_host_kernel_does_not() {
+        let mut m = matrix();
+        m.kernels = vec!["host".into(), "bookworm".into()];
+        m.cgroups = vec!["v1".into(), "v2".into()];
+        m.inits = vec!["plain".into(), "systemd".into()];
+        let cells = expand(&m, &[scenario("a")], &Filter::default()).unwrap();
+        // per stack and runtime: 1 host cell + 2 cgroups x 2 inits under bookworm's kernel
+        assert_eq!(cells.len(), 2 * 2 * 5);
+        let vm: Vec<&Cell> = cells.iter().filter(|c| c.key.in_vm()).collect();
+        assert_eq!(vm.len(), 16);
+        let accel = crate::vm::accel::decide().name;
+        assert!(vm.iter().all(|c| c.key.accel == accel));
+        assert!(cells.iter().any(|c| c.name() == format!("a::podman::crun::sid::bookworm::v1::systemd::{accel}")));
+        assert!(cells.iter().filter(|c| !c.key.in_vm()).all(|c| c.key.init == "host" && c.key.accel == "native"));
     }
 
     #[test]

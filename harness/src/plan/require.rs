@@ -55,6 +55,9 @@ mod tests {
             runtime: runtime.into(),
             stack: stack.into(),
             kernel: "host".into(),
+            cgroup: "v1".into(),
+            init: "host".into(),
+            accel: "native".into(),
         }
     }
 

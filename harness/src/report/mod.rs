@@ -31,7 +31,12 @@ pub struct MatrixCell {
 }
 
 fn column_of(r: &CellRecord) -> String {
-    format!("{}/{}/{}/{}", r.key.engine, r.key.runtime, r.key.stack, r.key.kernel)
+    let k = &r.key;
+    if k.in_vm() {
+        format!("{}/{}/{}/{} {} {} {}", k.engine, k.runtime, k.stack, k.kernel, k.cgroup, k.init, k.accel)
+    } else {
+        format!("{}/{}/{}/{}", k.engine, k.runtime, k.stack, k.kernel)
+    }
 }
 
 pub fn build(records: &[CellRecord]) -> Matrix {
@@ -120,6 +125,9 @@ mod tests {
                 runtime: runtime.into(),
                 stack: stack.into(),
                 kernel: "host".into(),
+                cgroup: "v1".into(),
+                init: "host".into(),
+                accel: "native".into(),
             },
             verdict,
             reason: "why".into(),
