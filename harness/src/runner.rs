@@ -109,14 +109,20 @@ impl Runner {
         let log_dir = self.run.cell_dir(&name).unwrap_or_else(|_| self.run.dir.clone());
         let transcript = Arc::new(Transcript::default());
 
-        let ran = if cell.key.kernel != "host" {
-            let why = format!("kernel `{}`: only the running kernel (`host`) is supported so far", cell.key.kernel);
-            Ran::before_stack(Outcome::Skipped(why))
-        } else {
-            match self.ensure_stack(&cell.key.stack).await {
-                Err(message) => Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
-                Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
+        if cell.key.in_vm() {
+            let mut record = self.run_vm_cell(cell, &name, &log_dir).await;
+            record.started = started_at;
+            record.seconds = started.elapsed().as_secs_f64();
+            crate::cleanup::hold_if_interrupted();
+            if let Err(e) = self.run.append(&record) {
+                tracing::error!("failed to record {name}: {e:#}");
             }
+            self.events.emit(Event::CellFinished { record: &record });
+            return record;
+        }
+        let ran = match self.ensure_stack(&cell.key.stack, false).await {
+            Err(message) => Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
+            Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
         };
         let Ran { outcome, rounds, expectation, versions } = ran;
 
@@ -159,8 +165,9 @@ impl Runner {
         record
     }
 
-    /// Opens the stack (once per run) and ensures its base image; a failure is remembered.
-    async fn ensure_stack(&mut self, stack: &str) -> Result<(), String> {
+    /// Opens the stack (once per run) and ensures its base image, unless nothing can run on it
+    /// here and `for_vm` is false; a failure is remembered.
+    async fn ensure_stack(&mut self, stack: &str, for_vm: bool) -> Result<(), String> {
         if !self.stacks.contains_key(stack) {
             let state = match stack::open(stack, &self.cache, &self.events).await {
                 Err(e) => StackState::Broken(format!("failed to open the {stack} stack: {e:#}")),
@@ -174,7 +181,7 @@ impl Runner {
                 // A stack where nothing can run needs no base image: its cells are skipped.
                 let runnable = session.facts.tools.contains_key("podman")
                     && session.facts.criu_check.as_ref().is_some_and(|c| c.ok);
-                if base.is_none() && runnable {
+                if base.is_none() && (runnable || for_vm) {
                     let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
                     match crate::image::ensure_base(&engine, session, &self.cache, &self.events).await {
                         Ok(tag) => *base = Some(tag),
@@ -225,6 +232,91 @@ impl Runner {
             CellSpec { name, transcript, scenario: &cell.scenario, runtime: &cell.key.runtime, image: &image, log_dir };
         let done = execute::execute(&engine, session, &spec, &self.events).await;
         Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions }
+    }
+
+    /// Runs a cell in a VM: its images are built in the stack on the host first (they go into
+    /// the VM on the stack disk), then the guest runs the cell and its record comes back.
+    async fn run_vm_cell(&mut self, cell: &Cell, name: &str, log_dir: &std::path::Path) -> CellRecord {
+        let mut record = CellRecord {
+            name: name.to_string(),
+            key: cell.key.clone(),
+            verdict: crate::verdict::Verdict::Error,
+            reason: String::new(),
+            expected: String::new(),
+            failure: None,
+            rounds: Vec::new(),
+            versions: Default::default(),
+            started: String::new(),
+            seconds: 0.0,
+            logs: Some(self.run.relative(log_dir)),
+            reproducer: None,
+        };
+        let fail = |record: &mut CellRecord, step: &str, message: String| {
+            let _ = std::fs::write(log_dir.join("error.txt"), format!("{step}: {message}\n"));
+            let outcome = Outcome::Error { step: step.into(), message };
+            let class = verdict::classify(&Expectation::passes(), &outcome);
+            record.verdict = class.verdict;
+            record.reason = class.reason;
+        };
+        if cell.key.engine != "podman" {
+            record.verdict = crate::verdict::Verdict::Skip;
+            record.reason = format!("{} in a VM is not supported yet (podman only)", cell.key.engine);
+            return record;
+        }
+        if let Err(message) = self.ensure_stack(&cell.key.stack, true).await {
+            fail(&mut record, "stack", message);
+            return record;
+        }
+        let Some(StackState::Open { session, base }) = self.stacks.get(&cell.key.stack) else {
+            unreachable!("ensure_stack opened it");
+        };
+        let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
+        let base = base.clone().unwrap_or_default();
+        let built = crate::image::ensure_image(
+            &engine,
+            session,
+            &self.project.images(),
+            &cell.scenario.image,
+            &base,
+            &self.events,
+        )
+        .await;
+        if let Err(e) = built {
+            fail(&mut record, "image", format!("{e:#}"));
+            return record;
+        }
+        let stack_dir = self.cache.stack_dir(&cell.key.stack);
+        let vm_cell = crate::vm::VmCell {
+            key: &cell.key,
+            name,
+            project_root: &self.project.root,
+            cache: &self.cache,
+            events: &self.events,
+            stack_rootfs: stack_dir.join("rootfs"),
+            stack_storage: stack_dir.join("storage"),
+            log_dir,
+        };
+        match crate::vm::run_cell(&vm_cell).await {
+            Err(e) => fail(&mut record, "vm", format!("{e:#}")),
+            Ok(run) => {
+                match (run.record, run.error) {
+                    (Some(guest), _) => {
+                        record.verdict = guest.verdict;
+                        record.reason = guest.reason;
+                        record.expected = guest.expected;
+                        record.failure = guest.failure;
+                        record.rounds = guest.rounds;
+                        record.versions = guest.versions;
+                        record.reproducer = guest.reproducer;
+                    }
+                    (None, error) => {
+                        fail(&mut record, "vm", error.unwrap_or_else(|| "the guest recorded nothing".into()))
+                    }
+                }
+                record.versions.extend(run.facts);
+            }
+        }
+        record
     }
 
     fn write_reproducer(

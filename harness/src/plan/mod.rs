@@ -52,9 +52,10 @@ impl CellKey {
         AXES.iter().map(|a| self.axis(a).unwrap_or("-")).collect::<Vec<_>>().join("::")
     }
 
-    /// Whether the cell boots a kernel of its own in a VM.
+    /// Whether the cell boots a kernel of its own in a VM (from the host; inside that VM the
+    /// kernel is the running one).
     pub fn in_vm(&self) -> bool {
-        self.kernel != "host"
+        self.kernel != "host" && crate::vm::guest::identity().is_none()
     }
 
     pub fn axis(&self, axis: &str) -> Option<&str> {

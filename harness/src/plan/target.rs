@@ -18,6 +18,11 @@ pub fn targets(matrix: &MatrixFile) -> Vec<Target> {
     let mut out = Vec::new();
     for kernel in &matrix.kernels {
         if kernel == "host" {
+            // Inside a criu-matrix VM, the running kernel is the cell's kernel on the host.
+            if let Some(id) = crate::vm::guest::identity() {
+                out.push(Target { kernel: id.kernel, cgroup: id.cgroup, init: id.init, accel: id.accel });
+                continue;
+            }
             out.push(Target {
                 kernel: kernel.clone(),
                 cgroup: host_cgroup().to_string(),

@@ -97,9 +97,14 @@ impl RunDir {
 
     /// The directory for one cell's logs and reproducer (created on demand).
     pub fn cell_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.dir.join("cells").join(name.replace("::", "__"));
+        let dir = self.dir.join("cells").join(Self::cell_dir_name(name));
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
+    }
+
+    /// The directory name of a cell's logs under `cells/`.
+    pub fn cell_dir_name(name: &str) -> String {
+        name.replace("::", "__")
     }
 
     /// Appends one finished cell and flushes it to disk before returning.

@@ -95,6 +95,11 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
         return Ok(Session { name: name.to_string(), facts, suite, place: Place::Host });
     }
+    // Inside a criu-matrix VM the stack is the guest's own root.
+    if crate::vm::guest::identity().is_some_and(|id| id.stack == name) {
+        let facts = probe_host().await?;
+        return Ok(Session { name: name.to_string(), facts, suite: name.to_string(), place: Place::Host });
+    }
     let suite = debian::Suite::find(name)
         .with_context(|| format!("unknown stack `{name}` (known: {})", known_stacks().join(", ")))?;
     let dir = cache.stack_dir(name);

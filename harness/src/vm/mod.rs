@@ -1,4 +1,354 @@
-//! The kernel axis: Debian kernels booted under qemu with a stack's rootfs, running the same cell
-//! code inside the guest.
+//! The kernel axis: a cell whose kernel is not `host` runs inside a qemu VM that boots a Debian
+//! kernel with the stack's rootfs. The guest runs the same cell code (`criu-matrix run` on its
+//! own root); the host brings back the guest's record and logs, plus the console.
+//!
+//! Invariants: the cached stack disk is attached copy-on-write and never changes; a VM that does
+//! not report ready or done in time is killed, and its cell is an `error` with the console tail;
+//! no qemu process outlives its cell (it is tracked for Ctrl-C and killed on drop).
 
 pub mod accel;
+pub mod disk;
+pub mod guest;
+pub mod kernel;
+pub mod tools;
+
+use crate::events::Events;
+use crate::plan::CellKey;
+use crate::record::CellRecord;
+use crate::stack::Cache;
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt as _;
+
+/// What a VM cell needs from the host side.
+pub struct VmCell<'a> {
+    pub key: &'a CellKey,
+    pub name: &'a str,
+    pub project_root: &'a Path,
+    pub cache: &'a Cache,
+    pub events: &'a Events,
+    pub stack_rootfs: PathBuf,
+    pub stack_storage: PathBuf,
+    /// The host's directory for this cell's logs.
+    pub log_dir: &'a Path,
+}
+
+/// What came back from the VM.
+pub struct VmRun {
+    /// The guest's record of the cell, when the guest got that far.
+    pub record: Option<CellRecord>,
+    /// Facts about the VM, for the record's versions (`vm.*`).
+    pub facts: BTreeMap<String, String>,
+    /// Why the VM run failed, with the console tail, when it did.
+    pub error: Option<String>,
+}
+
+/// Time limits of a VM, overridable for slow hosts and for tests of the timeout path.
+fn limit(var: &str, default_secs: u64) -> Duration {
+    let secs = std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default_secs);
+    Duration::from_secs(secs)
+}
+
+pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
+    let key = cell.key;
+    let label = format!("{} kernel", key.kernel);
+    let tools = cell
+        .events
+        .timed("vm", "VM tools rootfs (qemu, e2fsprogs)", tools::ensure(cell.cache))
+        .await
+        .context("failed to provision the VM tools")?;
+    let kernel = cell
+        .events
+        .timed(&label, &format!("kernel {}", key.kernel), kernel::ensure(cell.cache, &key.kernel))
+        .await
+        .with_context(|| format!("failed to fetch the {} kernel", key.kernel))?;
+    let vm_dir = cell.cache.root.join("vm");
+    let init_text = format!("{}\n# unit:\n# {}", guest::INIT_SCRIPT, guest::SYSTEMD_UNIT.replace('\n', "\n# "));
+    let stack_disk = cell
+        .events
+        .timed(
+            &key.stack,
+            "VM stack disk",
+            disk::ensure_stack_disk(&tools, &vm_dir, &key.stack, &cell.stack_rootfs, &cell.stack_storage, &init_text),
+        )
+        .await?;
+    let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
+
+    // The cell's own directory: its work disk, removed when the cell ends.
+    let run_dir = vm_dir.join("runs").join(format!("{}-{}", std::process::id(), sanitize(cell.name)));
+    crate::stack::debian::remove_tree(&run_dir)?;
+    std::fs::create_dir_all(&run_dir)?;
+    let _remove_run_dir = RemoveOnDrop(run_dir.clone());
+    let staging = run_dir.join("work");
+    stage_work(cell, &staging)?;
+    let work_disk = run_dir.join("work.img");
+    disk::make_work_disk(&tools, &staging, &work_disk).await?;
+    crate::stack::debian::remove_tree(&staging)?;
+
+    let accel = accel::decide();
+    let qemu_version = tools.qemu_version().await;
+    let argv = qemu_argv(&tools, key, &accel.name, &kernel, &stack_disk, &modules_disk, &work_disk)?;
+    let console_path = cell.log_dir.join("console.log");
+    let boot = boot(&tools, &argv, &console_path, cell.events, cell.name).await?;
+
+    let mut facts = BTreeMap::new();
+    facts.insert("vm.kernel_package".into(), format!("linux-image-{} {}", kernel.release, kernel.package_version));
+    facts.insert("vm.accel".into(), format!("{} ({})", accel.name, accel.why));
+    facts.insert("vm.qemu".into(), qemu_version);
+    facts.insert("vm.command".into(), crate::stack::exec::shell_join(&argv));
+    if let Some(s) = boot.ready_seconds {
+        facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
+    }
+    facts.insert("vm.seconds".into(), format!("{:.1}", boot.seconds));
+
+    let mut error = boot.error.clone();
+    let mut record = None;
+    if boot.done {
+        let out = run_dir.join("out");
+        match disk::extract(&tools, &work_disk, "/project/results", &out).await {
+            Err(e) => error = Some(format!("failed to read the guest's results: {e:#}")),
+            Ok(()) => match read_guest_record(&out.join("results"), cell.name, cell.log_dir) {
+                Ok(r) => record = Some(r),
+                Err(e) => error = Some(format!("{e:#}\n--- console tail ---\n{}", boot.console_tail)),
+            },
+        }
+    }
+    Ok(VmRun { record, facts, error })
+}
+
+/// The work disk: the harness binary, the project's scenarios and images, a one-cell matrix, and
+/// the script the guest's init runs.
+fn stage_work(cell: &VmCell<'_>, staging: &Path) -> anyhow::Result<()> {
+    let project = staging.join("project");
+    std::fs::create_dir_all(project.join("matrices"))?;
+    std::fs::create_dir_all(staging.join("bin"))?;
+    let exe = std::env::current_exe().context("failed to find the harness binary")?;
+    let binary = harness_binary(&exe)?;
+    std::fs::copy(&binary, staging.join("bin/criu-matrix"))
+        .with_context(|| format!("failed to copy {} into the work disk", binary.display()))?;
+    for dir in ["scenarios", "images"] {
+        let out = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(cell.project_root.join(dir))
+            .arg(project.join(dir))
+            .output()?;
+        anyhow::ensure!(out.status.success(), "failed to copy {dir}/: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let key = cell.key;
+    let matrix = format!(
+        "description: one cell, run inside a criu-matrix VM\nscenarios: [{}]\nengines: [{}]\nruntimes: [{}]\nstacks: [{}]\nkernels: [host]\n",
+        key.scenario, key.engine, key.runtime, key.stack
+    );
+    std::fs::write(project.join("matrices/guest.yaml"), matrix)?;
+    let identity = guest::Identity {
+        stack: key.stack.clone(),
+        kernel: key.kernel.clone(),
+        cgroup: key.cgroup.clone(),
+        init: key.init.clone(),
+        accel: key.accel.clone(),
+    };
+    let script = format!(
+        "export HOME=/root CRIU_MATRIX_PROJECT=/work/project CRIU_MATRIX_CACHE=/work/cache\n\
+         export {env}='{identity}'\n\
+         cd /work/project\n\
+         /work/bin/criu-matrix run --matrix guest --no-progress\n",
+        env = guest::ENV,
+        identity = serde_json::to_string(&identity)?,
+    );
+    std::fs::write(staging.join("guest.sh"), script)?;
+    Ok(())
+}
+
+/// The `criu-matrix` binary: this process, or, under `cargo test`, the binary built beside it.
+fn harness_binary(exe: &Path) -> anyhow::Result<PathBuf> {
+    if exe.file_name().is_some_and(|n| n == "criu-matrix") {
+        return Ok(exe.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("CARGO_BIN_EXE_criu-matrix") {
+        return Ok(PathBuf::from(p));
+    }
+    // target/debug/deps/matrix-HASH -> target/debug/criu-matrix
+    let beside = exe.parent().and_then(Path::parent).map(|d| d.join("criu-matrix"));
+    beside.filter(|p| p.is_file()).context("failed to find the criu-matrix binary to run in the guest")
+}
+
+fn qemu_argv(
+    tools: &tools::Tools,
+    key: &CellKey,
+    accel: &str,
+    kernel: &kernel::Kernel,
+    stack_disk: &Path,
+    modules_disk: &Path,
+    work_disk: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let init = match key.init.as_str() {
+        "systemd" => "init=/lib/systemd/systemd systemd.unit=multi-user.target systemd.show_status=0",
+        _ => "init=/criu-matrix-init",
+    };
+    let hierarchy = match key.cgroup.as_str() {
+        "v1" => "systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
+        _ => "systemd.unified_cgroup_hierarchy=1",
+    };
+    let extra = std::env::var("CRIU_MATRIX_VM_APPEND").unwrap_or_default();
+    let append = format!(
+        "console=ttyS0 root=/dev/nvme0n1 rw {init} panic=-1 loglevel=4 apparmor=0 criu_matrix.cgroup={} {hierarchy} {extra}",
+        key.cgroup
+    );
+    let (accel_arg, cpu) = match accel {
+        "kvm" => ("kvm", "host"),
+        // ENVIRONMENT.md: qemu 10 with `-cpu max` and MTTCG boots Debian kernels cleanly.
+        _ => ("tcg,thread=multi", "max"),
+    };
+    let drive = |path: &Path, id: &str, opts: &str| -> anyhow::Result<[String; 4]> {
+        Ok([
+            "-drive".into(),
+            format!("file={},if=none,id={id},format=raw{opts}", tools.inner(path)?),
+            "-device".into(),
+            format!("nvme,drive={id},serial={id}"),
+        ])
+    };
+    let mut argv: Vec<String> = [
+        "qemu-system-x86_64",
+        "-accel",
+        accel_arg,
+        "-cpu",
+        cpu,
+        "-smp",
+        "2",
+        "-m",
+        "4096",
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+        "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.push(tools.inner(&kernel.vmlinuz)?);
+    argv.push("-append".into());
+    argv.push(append);
+    argv.extend(drive(stack_disk, "root", ",snapshot=on")?);
+    argv.extend(drive(modules_disk, "modules", ",readonly=on")?);
+    argv.extend(drive(work_disk, "work", "")?);
+    Ok(argv)
+}
+
+struct Boot {
+    ready_seconds: Option<f64>,
+    done: bool,
+    seconds: f64,
+    console_tail: String,
+    error: Option<String>,
+}
+
+/// Boots the VM and follows its console until the guest is done or a limit passes.
+async fn boot(
+    tools: &tools::Tools,
+    argv: &[String],
+    console: &Path,
+    events: &Events,
+    name: &str,
+) -> anyhow::Result<Boot> {
+    let ready_limit = limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300);
+    let total_limit = limit("CRIU_MATRIX_VM_TIMEOUT", 1800);
+    let started = Instant::now();
+    let mut child =
+        tools.command(argv).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("failed to start qemu")?;
+    let pid = child.id().context("qemu exited at once")?;
+    let _tracked = crate::cleanup::ChildGuard::track(pid);
+    let mut log = std::fs::File::create(console)?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let (mut ready, mut done, mut error) = (None, false, None);
+    loop {
+        let deadline = if ready.is_none() { ready_limit } else { total_limit };
+        let left = deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, lines.next_line()).await {
+            Err(_) => {
+                let what = if ready.is_none() { "did not report ready" } else { "did not finish" };
+                error = Some(format!("the VM {what} within {}s; killed", deadline.as_secs()));
+                break;
+            }
+            Ok(Ok(Some(line))) => {
+                let line = line.replace('\r', "");
+                let _ = writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64());
+                if ready.is_none() && line.contains(guest::READY_MARK) {
+                    let s = started.elapsed().as_secs_f64();
+                    ready = Some(s);
+                    events.emit(crate::events::Event::Step { name, round: 0, step: "vm boot", seconds: s });
+                }
+                if line.contains(guest::DONE_MARK) {
+                    done = true;
+                }
+                tail.push_back(line);
+                if tail.len() > 40 {
+                    tail.pop_front();
+                }
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => break, // qemu closed the console: it exited
+        }
+    }
+    // After `done` the guest powers off by itself; anything else is killed now.
+    let exited = if done { tokio::time::timeout(Duration::from_secs(60), child.wait()).await.ok() } else { None };
+    if exited.is_none() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    let mut err_text = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut err_text).await;
+    if !err_text.trim().is_empty() {
+        let _ = writeln!(log, "--- qemu stderr ---\n{}", err_text.trim());
+    }
+    let console_tail = tail.into_iter().collect::<Vec<_>>().join("\n");
+    if !done && error.is_none() {
+        error = Some(format!("the VM stopped before the guest was done (qemu: {})", err_text.trim()));
+    }
+    if let Some(e) = &mut error {
+        e.push_str(&format!("\n--- console tail ---\n{console_tail}"));
+    }
+    Ok(Boot { ready_seconds: ready, done, seconds: started.elapsed().as_secs_f64(), console_tail, error })
+}
+
+/// Reads the guest's record of `name` and copies its cell files into the host's log dir.
+fn read_guest_record(results: &Path, name: &str, log_dir: &Path) -> anyhow::Result<CellRecord> {
+    let runs = results.join("runs");
+    let run = std::fs::read_dir(&runs)
+        .with_context(|| format!("the guest left no run in {}", runs.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("cells.jsonl").is_file())
+        .context("the guest's run has no cells.jsonl")?;
+    let records = crate::record::read_cells(&run)?;
+    let record = records.into_iter().find(|r| r.name == name).context("the guest did not record this cell")?;
+    if let Ok(files) = std::fs::read_dir(run.join("cells").join(crate::record::RunDir::cell_dir_name(name))) {
+        for f in files.flatten() {
+            let _ = std::fs::copy(f.path(), log_dir.join(f.file_name()));
+        }
+    }
+    Ok(record)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = crate::stack::debian::remove_tree(&self.0);
+    }
+}

@@ -1,0 +1,155 @@
+//! The disks a VM boots with, all ext4 made by `mkfs.ext4 -d` from a directory (no loop mounts):
+//! - the stack disk: the stack's rootfs with its container storage (base and scenario images
+//!   already built on the host) and the guest init, cached while its inputs are unchanged and
+//!   attached copy-on-write (`snapshot=on`), so a cell never dirties it;
+//! - the modules disk of a kernel, cached, read-only;
+//! - the work disk of one cell: the harness binary and the project in, the cell's record out.
+
+use super::kernel::Kernel;
+use super::tools::Tools;
+use crate::stack::debian;
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Bumped when what a stack disk holds changes shape.
+const STACK_DISK_FORMAT: &str = "1";
+/// Room left on the stack disk for containers, checkpoints and logs.
+const STACK_DISK_SPARE_MB: u64 = 3072;
+
+/// Ensures the stack disk for `stack`; returns its path and whether it was already there.
+pub async fn ensure_stack_disk(
+    tools: &Tools,
+    vm_dir: &Path,
+    stack: &str,
+    rootfs: &Path,
+    storage: &Path,
+    init: &str,
+) -> anyhow::Result<(PathBuf, bool)> {
+    let mut hash = Sha256::new();
+    hash.update(STACK_DISK_FORMAT);
+    hash.update(std::fs::read(rootfs.join(".criu-matrix-stack.json")).unwrap_or_default());
+    // The image list changes whenever an image is built or imported.
+    hash.update(std::fs::read(storage.join("storage/overlay-images/images.json")).unwrap_or_default());
+    hash.update(init);
+    let key = format!("{:x}", hash.finalize());
+    let disks = vm_dir.join("disks");
+    std::fs::create_dir_all(&disks)?;
+    let image = disks.join(format!("stack-{stack}-{}.img", &key[..16]));
+    if image.is_file() {
+        return Ok((image, true));
+    }
+    remove_matching(&disks, &format!("stack-{stack}-"))?;
+    // A tree of hard links: the rootfs and storage are not copied, only linked, then read by mkfs.
+    let staging = vm_dir.join(format!("staging-{stack}"));
+    debian::remove_tree(&staging)?;
+    link_tree(rootfs, &staging)?;
+    let containers = staging.join("var/lib/containers");
+    std::fs::create_dir_all(&containers)?;
+    if storage.join("storage").is_dir() {
+        link_tree(&storage.join("storage"), &containers.join("storage"))?;
+    }
+    write_executable(&staging.join("criu-matrix-init"), init)?;
+    let size_mb = tree_megabytes(&staging)? * 5 / 4 + STACK_DISK_SPARE_MB;
+    let made = mkfs(tools, &staging, &image, size_mb).await;
+    debian::remove_tree(&staging)?;
+    made?;
+    Ok((image, false))
+}
+
+/// Ensures the modules disk of a kernel (holding `<release>/`, mounted as the guest's /lib/modules).
+/// The package ships no `modules.dep` (its postinst makes it), so `depmod` runs here first.
+pub async fn ensure_modules_disk(tools: &Tools, vm_dir: &Path, kernel: &Kernel) -> anyhow::Result<PathBuf> {
+    let disks = vm_dir.join("disks");
+    std::fs::create_dir_all(&disks)?;
+    let image = disks.join(format!("modules-{}.img", kernel.release));
+    if !image.is_file() {
+        let root = kernel.modules_root.parent().and_then(Path::parent).context("modules outside a root")?;
+        // depmod -b looks in BASE/lib/modules; merged-/usr packages ship usr/lib/modules only.
+        if kernel.modules_root.ends_with("usr/lib/modules") && !root.join("lib").exists() {
+            std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
+        }
+        let argv = vec!["depmod".to_string(), "-b".to_string(), tools.inner(root)?, kernel.release.clone()];
+        let out = tools.run(&argv, Duration::from_secs(300)).await?;
+        anyhow::ensure!(out.success(), "depmod failed: {}", out.failure_text());
+        let size_mb = tree_megabytes(&kernel.modules_root)? * 5 / 4 + 64;
+        mkfs(tools, &kernel.modules_root, &image, size_mb).await?;
+    }
+    Ok(image)
+}
+
+/// Makes the work disk of one cell from `staging`.
+pub async fn make_work_disk(tools: &Tools, staging: &Path, image: &Path) -> anyhow::Result<()> {
+    let size_mb = tree_megabytes(staging)? * 5 / 4 + 512;
+    mkfs(tools, staging, image, size_mb).await
+}
+
+/// Copies `/` of an ext4 image out into `into` (debugfs `rdump`, no mount).
+pub async fn extract(tools: &Tools, image: &Path, inner: &str, into: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(into)?;
+    let request = format!("rdump {inner} {}", tools.inner(into)?);
+    let argv = vec!["debugfs".to_string(), "-R".to_string(), request, tools.inner(image)?];
+    let out = tools.run(&argv, Duration::from_secs(300)).await?;
+    anyhow::ensure!(out.success(), "debugfs rdump failed: {}", out.stderr.trim());
+    Ok(())
+}
+
+async fn mkfs(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::Result<()> {
+    let partial = image.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let argv = vec![
+        "mkfs.ext4".to_string(),
+        "-q".to_string(),
+        "-F".to_string(),
+        "-E".to_string(),
+        "root_owner=0:0".to_string(),
+        "-d".to_string(),
+        tools.inner(dir)?,
+        tools.inner(&partial)?,
+        format!("{size_mb}M"),
+    ];
+    let out = tools.run(&argv, Duration::from_secs(900)).await?;
+    if !out.success() {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!("mkfs.ext4 -d {} failed: {}", dir.display(), out.failure_text());
+    }
+    std::fs::rename(&partial, image)?;
+    Ok(())
+}
+
+fn link_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new("cp").arg("-al").arg(from).arg(to).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "failed to link {} to {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+pub fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Never write through a hard link into the cached rootfs.
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn tree_megabytes(dir: &Path) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("du").args(["-s", "-m", "--apparent-size"]).arg(dir).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().and_then(|n| n.parse().ok()).context("du printed no size")
+}
+
+fn remove_matching(dir: &Path, prefix: &str) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
