@@ -1,5 +1,6 @@
-//! `cargo test`: one test per cell of the default matrix (or `CRIU_MATRIX_MATRIX`), named
-//! `scenario::engine::runtime::stack::kernel`, so `cargo test -- ::crun::` filters work.
+//! `cargo test`: one test per cell of the `default` and `kernels-smoke` matrices (or the
+//! comma-separated `CRIU_MATRIX_MATRIX`), named `scenario::engine::runtime::stack::kernel::cgroup::
+//! init::accel`, so `cargo test -- ::crun::` filters work.
 //!
 //! `pass` and `reproduced` cells pass; `fixed`, `fail` and `error` cells fail; `skip` cells are
 //! ignored with their reason, unless `CRIU_MATRIX_REQUIRE` names one of their axis values, which
@@ -21,20 +22,29 @@ fn main() {
     }
     criu_matrix::cleanup::install_interrupt_handler();
     let project = Project::locate().expect("run from the criu-matrix repository");
-    let matrix = std::env::var("CRIU_MATRIX_MATRIX").unwrap_or_else(|_| "default".to_string());
-    let cells = match load_plan(&project, &matrix, &Filter::default()) {
-        Ok(cells) => cells,
-        Err(PlanError::Scenarios(errors)) => {
-            for e in &errors {
-                eprintln!("error: {e}");
+    let matrices = std::env::var("CRIU_MATRIX_MATRIX").unwrap_or_else(|_| "default,kernels-smoke".to_string());
+    let mut cells: Vec<criu_matrix::plan::Cell> = Vec::new();
+    for matrix in matrices.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        match load_plan(&project, matrix, &Filter::default()) {
+            Ok(more) => {
+                for cell in more {
+                    if !cells.iter().any(|c| c.key == cell.key) {
+                        cells.push(cell);
+                    }
+                }
             }
-            std::process::exit(2);
+            Err(PlanError::Scenarios(errors)) => {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                std::process::exit(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    }
     let required = Required::from_env().unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         std::process::exit(2)
@@ -97,9 +107,28 @@ fn main() {
             leaked.len()
         );
     }
-    if !leaked.is_empty() {
-        eprintln!("error: processes left in the stack namespaces: {leaked:?}");
+    // And nothing it started (qemu, unshare, podman) may outlive it.
+    let children = children_of(std::process::id());
+    eprintln!("processes this test binary started and left running: {}", children.len());
+    if !leaked.is_empty() || !children.is_empty() {
+        eprintln!("error: processes left behind: in stack namespaces {leaked:?}, children {children:?}");
         std::process::exit(1);
     }
     conclusion.exit();
+}
+
+/// Live (non-zombie) processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+            let field = |name: &str| {
+                status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+            };
+            field("PPid:") == pid.to_string() && !field("State:").starts_with('Z')
+        })
+        .collect()
 }

@@ -22,6 +22,8 @@ const COMMON: &[&str] = &[
     // podman's default network: netavark drives nftables (trixie, sid) or iptables (bookworm).
     "netavark", "aardvark-dns", "nftables", "iptables",
     "ca-certificates", "procps", "iproute2", "util-linux", "mount", "kmod",
+    // Booted in a VM with systemd as PID 1, podman uses the systemd cgroup manager over D-Bus.
+    "systemd", "dbus",
 ];
 
 pub const SUITES: &[Suite] = &[

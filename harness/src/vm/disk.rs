@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bumped when what a stack disk holds changes shape.
-const STACK_DISK_FORMAT: &str = "1";
+const STACK_DISK_FORMAT: &str = "3";
 /// Room left on the stack disk for containers, checkpoints and logs.
 const STACK_DISK_SPARE_MB: u64 = 3072;
 
@@ -51,11 +51,78 @@ pub async fn ensure_stack_disk(
         link_tree(&storage.join("storage"), &containers.join("storage"))?;
     }
     write_executable(&staging.join("criu-matrix-init"), init)?;
+    // With systemd as PID 1 (when the rootfs has it) the same script runs from a unit.
+    let units = staging.join("etc/systemd/system");
+    std::fs::create_dir_all(units.join("multi-user.target.wants"))?;
+    std::fs::write(units.join("criu-matrix.service"), super::guest::SYSTEMD_UNIT)?;
+    let wants = units.join("multi-user.target.wants/criu-matrix.service");
+    let _ = std::fs::remove_file(&wants);
+    std::os::unix::fs::symlink("/etc/systemd/system/criu-matrix.service", wants)?;
     let size_mb = tree_megabytes(&staging)? * 5 / 4 + STACK_DISK_SPARE_MB;
-    let made = mkfs(tools, &staging, &image, size_mb).await;
+    let made = mkfs_partition(tools, &staging, &image, size_mb).await;
     debian::remove_tree(&staging)?;
     made?;
     Ok((image, false))
+}
+
+/// The MBR disk signature of every stack disk: the kernel finds its root by
+/// `root=PARTUUID=<signature>-01` without an initramfs, whatever order NVMe namespaces are
+/// probed in (they are probed asynchronously, so `/dev/nvme0n1` is not always the first disk).
+pub const DISK_SIGNATURE: u32 = 0x6372_6d78; // "crmx"
+const PARTITION_OFFSET: u64 = 1 << 20;
+
+/// The kernel argument that names the stack disk's root partition.
+pub fn root_argument() -> String {
+    format!("root=PARTUUID={DISK_SIGNATURE:08x}-01")
+}
+
+/// An ext4 filesystem at 1 MiB into the image, behind an MBR with one Linux partition.
+async fn mkfs_partition(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::Result<()> {
+    let partial = image.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let argv = vec![
+        "mkfs.ext4".to_string(),
+        "-q".to_string(),
+        "-F".to_string(),
+        "-E".to_string(),
+        format!("root_owner=0:0,offset={PARTITION_OFFSET}"),
+        "-d".to_string(),
+        tools.inner(dir)?,
+        tools.inner(&partial)?,
+        format!("{size_mb}M"),
+    ];
+    let out = tools.run(&argv, Duration::from_secs(900)).await?;
+    if !out.success() {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!("mkfs.ext4 -d {} failed: {}", dir.display(), out.failure_text());
+    }
+    write_mbr(&partial, size_mb * 1024 * 1024)?;
+    std::fs::rename(&partial, image)?;
+    Ok(())
+}
+
+fn write_mbr(image: &Path, fs_bytes: u64) -> anyhow::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(image)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&mbr(fs_bytes))?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn mbr(fs_bytes: u64) -> [u8; 512] {
+    let mut sector = [0u8; 512];
+    sector[440..444].copy_from_slice(&DISK_SIGNATURE.to_le_bytes());
+    let entry = &mut sector[446..462];
+    entry[0] = 0x00; // not bootable: the kernel is given to qemu directly
+    entry[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]); // CHS unused
+    entry[4] = 0x83; // Linux
+    entry[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[8..12].copy_from_slice(&((PARTITION_OFFSET / 512) as u32).to_le_bytes());
+    entry[12..16].copy_from_slice(&((fs_bytes / 512) as u32).to_le_bytes());
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    sector
 }
 
 /// Ensures the modules disk of a kernel (holding `<release>/`, mounted as the guest's /lib/modules).
@@ -114,6 +181,7 @@ async fn mkfs(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::
         let _ = std::fs::remove_file(&partial);
         anyhow::bail!("mkfs.ext4 -d {} failed: {}", dir.display(), out.failure_text());
     }
+    std::fs::File::open(&partial)?.sync_all()?;
     std::fs::rename(&partial, image)?;
     Ok(())
 }
@@ -152,4 +220,20 @@ fn remove_matching(dir: &Path, prefix: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mbr_names_one_linux_partition_at_one_mebibyte_with_the_signature() {
+        let sector = mbr(1 << 30);
+        assert_eq!(&sector[510..], &[0x55, 0xaa]);
+        assert_eq!(u32::from_le_bytes(sector[440..444].try_into().unwrap()), DISK_SIGNATURE);
+        assert_eq!(sector[446 + 4], 0x83);
+        assert_eq!(u32::from_le_bytes(sector[454..458].try_into().unwrap()), 2048);
+        assert_eq!(u32::from_le_bytes(sector[458..462].try_into().unwrap()), (1u32 << 30) / 512);
+        assert_eq!(root_argument(), "root=PARTUUID=63726d78-01");
+    }
 }

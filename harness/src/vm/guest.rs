@@ -32,7 +32,7 @@ pub const DONE_MARK: &str = "criu-matrix-guest: done";
 /// PID 1 with the plain init (`/criu-matrix-init` on the stack disk), and the script systemd's
 /// unit runs. `$1` is `plain` or `systemd`. It mounts what podman and CRIU need (ENVIRONMENT.md:
 /// /dev/shm, /dev/mqueue, `lo` up, tun and overlay loaded), the cgroup layout the kernel command
-/// line asks for, the modules and work disks (found by their NVMe serials), runs the cell's
+/// line asks for, the modules and work disks (NVMe namespaces 2 and 3), runs the cell's
 /// `/work/guest.sh`, and powers off.
 pub const INIT_SCRIPT: &str = r#"#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -64,10 +64,9 @@ if [ "$mode" = plain ]; then
 fi
 mkdir -p /work /lib/modules
 for d in /sys/block/nvme*; do
-  dev=/dev/${d##*/}
-  case "$(tr -d ' ' <"$d/device/serial" 2>/dev/null)" in
-    modules) mount -o ro "$dev" /lib/modules ;;
-    work) mount "$dev" /work ;;
+  case "$(cat "$d/nsid" 2>/dev/null)" in
+    2) mount -o ro "/dev/${d##*/}" /lib/modules ;;
+    3) mount "/dev/${d##*/}" /work ;;
   esac
 done
 # podman needs tun and overlay; CRIU needs the socket diag modules to dump sockets.
@@ -85,9 +84,13 @@ sleep 60
 "#;
 
 /// The systemd unit that runs the cell when systemd is PID 1.
+/// It waits only for basic.target and D-Bus (podman's systemd cgroup manager talks to systemd
+/// over the bus): the minimal rootfs has no udev, so units waiting for devices would hold
+/// multi-user.target for their 90 s job timeout.
 pub const SYSTEMD_UNIT: &str = "[Unit]
 Description=criu-matrix cell
-After=multi-user.target
+Wants=dbus.socket
+After=basic.target dbus.socket
 [Service]
 Type=oneshot
 ExecStart=/criu-matrix-init systemd

@@ -186,29 +186,33 @@ fn qemu_argv(
     work_disk: &Path,
 ) -> anyhow::Result<Vec<String>> {
     let init = match key.init.as_str() {
-        "systemd" => "init=/lib/systemd/systemd systemd.unit=multi-user.target systemd.show_status=0",
+        "systemd" => "init=/lib/systemd/systemd systemd.unit=multi-user.target systemd.show_status=0 systemd.mask=serial-getty@ttyS0.service",
         _ => "init=/criu-matrix-init",
     };
     let hierarchy = match key.cgroup.as_str() {
-        "v1" => "systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
+        // Pure v1: crun refuses the hybrid layout systemd mounts by default.
+        "v1" => "systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
         _ => "systemd.unified_cgroup_hierarchy=1",
     };
     let extra = std::env::var("CRIU_MATRIX_VM_APPEND").unwrap_or_default();
     let append = format!(
-        "console=ttyS0 root=/dev/nvme0n1 rw {init} panic=-1 loglevel=4 apparmor=0 criu_matrix.cgroup={} {hierarchy} {extra}",
-        key.cgroup
+        "console=ttyS0 {root} rw {init} panic=-1 loglevel=5 apparmor=0 criu_matrix.cgroup={} {hierarchy} {extra}",
+        key.cgroup,
+        root = disk::root_argument(),
     );
     let (accel_arg, cpu) = match accel {
         "kvm" => ("kvm", "host"),
         // ENVIRONMENT.md: qemu 10 with `-cpu max` and MTTCG boots Debian kernels cleanly.
         _ => ("tcg,thread=multi", "max"),
     };
-    let drive = |path: &Path, id: &str, opts: &str| -> anyhow::Result<[String; 4]> {
+    // One NVMe controller with three namespaces. Their device names follow probe order, which
+    // is asynchronous: the guest finds root by PARTUUID and the others by their `nsid`.
+    let drive = |path: &Path, id: &str, nsid: u32, opts: &str| -> anyhow::Result<[String; 4]> {
         Ok([
             "-drive".into(),
             format!("file={},if=none,id={id},format=raw{opts}", tools.inner(path)?),
             "-device".into(),
-            format!("nvme,drive={id},serial={id}"),
+            format!("nvme-ns,drive={id},bus=nvme0,nsid={nsid}"),
         ])
     };
     let mut argv: Vec<String> = [
@@ -239,9 +243,10 @@ fn qemu_argv(
     argv.push(tools.inner(&kernel.vmlinuz)?);
     argv.push("-append".into());
     argv.push(append);
-    argv.extend(drive(stack_disk, "root", ",snapshot=on")?);
-    argv.extend(drive(modules_disk, "modules", ",readonly=on")?);
-    argv.extend(drive(work_disk, "work", "")?);
+    argv.extend(["-device".to_string(), "nvme,id=nvme0,serial=criu-matrix".to_string()]);
+    argv.extend(drive(stack_disk, "root", 1, ",snapshot=on")?);
+    argv.extend(drive(modules_disk, "modules", 2, ",snapshot=on")?);
+    argv.extend(drive(work_disk, "work", 3, "")?);
     Ok(argv)
 }
 
