@@ -26,11 +26,15 @@ enum Command {
     List(PlanArgs),
     /// Check every scenario and matrix file; exit 2 on the first malformed one.
     Validate,
-    /// Open every stack (provisioning it if needed) and print what it is made of.
+    /// Open every stack (provisioning it if needed) and print what it is made of; boot every
+    /// kernel of the kernel axis in a VM with the trixie stack and print whether it boots.
     Doctor {
-        /// Only these stacks (default: all known).
+        /// Only these stacks (default: all known, unless kernels are named).
         #[arg(long = "stack")]
         stacks: Vec<String>,
+        /// Only these kernels (default: all known, unless stacks are named).
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
     },
 }
 
@@ -163,8 +167,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             for cell in &cells {
                 let facts =
                     if cell.key.stack == "host" { host.clone() } else { stack::cached_facts(&cell.key.stack, &cache) };
-                let status = if cell.key.kernel != "host" {
-                    "skip: only the running kernel is supported so far".to_string()
+                let status = if cell.key.in_vm() {
+                    "runs in a VM (its stack is probed there)".to_string()
                 } else {
                     match facts {
                         None => "runs (stack not probed yet: provisioned on first run)".to_string(),
@@ -179,16 +183,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("{} cells", cells.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor { stacks } => {
+        Command::Doctor { stacks, kernels } => {
             let cache = Cache::from_env()?;
             let events = Events::new(vec![Arc::new(LineReporter)]);
+            let (all_stacks, all_kernels) = (stacks.is_empty() && kernels.is_empty(), kernels.is_empty());
+            let kernels: Vec<String> = if !all_kernels {
+                kernels
+            } else if stacks.is_empty() {
+                criu_matrix::vm::kernel::KERNELS.iter().map(|k| k.to_string()).collect()
+            } else {
+                Vec::new()
+            };
             let names: Vec<String> =
-                if stacks.is_empty() { stack::known_stacks().into_iter().map(String::from).collect() } else { stacks };
+                if all_stacks { stack::known_stacks().into_iter().map(String::from).collect() } else { stacks };
             for name in names {
                 match stack::open(&name, &cache, &events).await {
                     Ok(session) => print_facts(&session.facts),
                     Err(e) => println!("{name}: cannot be opened: {e:#}\n"),
                 }
+            }
+            if !kernels.is_empty() {
+                doctor_kernels(&kernels, &cache, &events).await?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -216,6 +231,49 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+/// Boots each kernel with the trixie stack and prints what the guest saw.
+async fn doctor_kernels(kernels: &[String], cache: &Cache, events: &Events) -> anyhow::Result<()> {
+    let stack = "trixie";
+    let session = stack::open(stack, cache, events).await?;
+    let dir = cache.stack_dir(stack);
+    let logs = tempfile::tempdir()?;
+    println!("kernels (booted with the {stack} stack, cgroup v2, plain init; VMs use {:?}):", {
+        let a = criu_matrix::vm::accel::decide();
+        format!("{}: {}", a.name, a.why)
+    });
+    for kernel in kernels {
+        let machine =
+            criu_matrix::vm::Machine::prepare(cache, events, kernel, stack, &dir.join("rootfs"), &dir.join("storage"))
+                .await;
+        let machine = match machine {
+            Ok(m) => m,
+            Err(e) => {
+                println!("  {kernel}: cannot be prepared: {e:#}");
+                continue;
+            }
+        };
+        let console = logs.path().join(format!("{kernel}.console.log"));
+        match criu_matrix::vm::probe_boot(&machine, &format!("doctor-{kernel}"), &console, events).await {
+            Err(e) => println!("  {kernel}: cannot boot: {e:#}"),
+            Ok(probe) => {
+                let package = probe.facts.get("vm.kernel_package").cloned().unwrap_or_default();
+                match (probe.seconds_to_ready, &probe.error) {
+                    (Some(s), None) => println!("  {kernel}: boots ({package}), ready in {s:.1}s"),
+                    (_, Some(e)) => {
+                        println!("  {kernel}: does NOT boot ({package}): {}", e.lines().next().unwrap_or(""))
+                    }
+                    (None, None) => println!("  {kernel}: no ready mark ({package})"),
+                }
+                for line in &probe.guest_said {
+                    println!("      {line}");
+                }
+            }
+        }
+    }
+    drop(session);
+    Ok(())
 }
 
 fn expectation_text(cell: &criu_matrix::plan::Cell, facts: &stack::StackFacts) -> String {

@@ -21,6 +21,8 @@ fn main() {
         args.test_threads = Some(1);
     }
     criu_matrix::cleanup::install_interrupt_handler();
+    // VM cells run the harness binary inside the guest.
+    std::env::set_var("CRIU_MATRIX_BIN", env!("CARGO_BIN_EXE_criu-matrix"));
     let project = Project::locate().expect("run from the criu-matrix repository");
     let matrices = std::env::var("CRIU_MATRIX_MATRIX").unwrap_or_else(|_| "default,kernels-smoke".to_string());
     let mut cells: Vec<criu_matrix::plan::Cell> = Vec::new();

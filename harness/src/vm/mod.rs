@@ -53,63 +53,114 @@ fn limit(var: &str, default_secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// A kernel and a stack made ready to boot: tools, kernel, and the cached disks.
+pub struct Machine {
+    tools: tools::Tools,
+    kernel: kernel::Kernel,
+    stack_disk: PathBuf,
+    modules_disk: PathBuf,
+    vm_dir: PathBuf,
+}
+
+/// A booted-and-ended VM, with its work disk (removed when this is dropped).
+struct Booted {
+    boot: Boot,
+    work_disk: PathBuf,
+    run_dir: PathBuf,
+    argv: Vec<String>,
+    _remove: RemoveOnDrop,
+}
+
+impl Machine {
+    pub async fn prepare(
+        cache: &Cache,
+        events: &Events,
+        kernel_name: &str,
+        stack: &str,
+        rootfs: &Path,
+        storage: &Path,
+    ) -> anyhow::Result<Machine> {
+        let tools = events
+            .timed("vm", "VM tools rootfs (qemu, e2fsprogs)", tools::ensure(cache))
+            .await
+            .context("failed to provision the VM tools")?;
+        let kernel = events
+            .timed(
+                &format!("{kernel_name} kernel"),
+                &format!("kernel {kernel_name}"),
+                kernel::ensure(cache, kernel_name),
+            )
+            .await
+            .with_context(|| format!("failed to fetch the {kernel_name} kernel"))?;
+        let vm_dir = cache.root.join("vm");
+        let init_text = format!("{}\n# unit:\n# {}", guest::INIT_SCRIPT, guest::SYSTEMD_UNIT.replace('\n', "\n# "));
+        let stack_disk = events
+            .timed(stack, "VM stack disk", disk::ensure_stack_disk(&tools, &vm_dir, stack, rootfs, storage, &init_text))
+            .await?;
+        let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
+        Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir })
+    }
+
+    /// Boots once with a work disk made by `stage` (which fills the directory it is given, with a
+    /// `guest.sh` for the init to run) and follows the console into `console`.
+    async fn boot(
+        &self,
+        name: &str,
+        cgroup: &str,
+        init: &str,
+        stage: impl FnOnce(&Path) -> anyhow::Result<()>,
+        console: &Path,
+        events: &Events,
+    ) -> anyhow::Result<Booted> {
+        let run_dir = self.vm_dir.join("runs").join(format!("{}-{}", std::process::id(), sanitize(name)));
+        crate::stack::debian::remove_tree(&run_dir)?;
+        std::fs::create_dir_all(&run_dir)?;
+        let remove = RemoveOnDrop(run_dir.clone());
+        let staging = run_dir.join("work");
+        std::fs::create_dir_all(&staging)?;
+        stage(&staging)?;
+        let work_disk = run_dir.join("work.img");
+        disk::make_work_disk(&self.tools, &staging, &work_disk).await?;
+        crate::stack::debian::remove_tree(&staging)?;
+        let argv = self.qemu_argv(cgroup, init, &accel::decide().name, &work_disk)?;
+        let boot = boot(&self.tools, &argv, console, events, name).await?;
+        Ok(Booted { boot, work_disk, run_dir, argv, _remove: remove })
+    }
+
+    fn facts(&self, booted: &Booted, qemu: String) -> BTreeMap<String, String> {
+        let accel = accel::decide();
+        let mut facts = BTreeMap::new();
+        facts.insert(
+            "vm.kernel_package".into(),
+            format!("linux-image-{} {}", self.kernel.release, self.kernel.package_version),
+        );
+        facts.insert("vm.accel".into(), format!("{} ({})", accel.name, accel.why));
+        facts.insert("vm.qemu".into(), qemu);
+        facts.insert("vm.command".into(), crate::stack::exec::shell_join(&booted.argv));
+        if let Some(s) = booted.boot.ready_seconds {
+            facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
+        }
+        facts.insert("vm.seconds".into(), format!("{:.1}", booted.boot.seconds));
+        facts
+    }
+}
+
 pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
     let key = cell.key;
-    let label = format!("{} kernel", key.kernel);
-    let tools = cell
-        .events
-        .timed("vm", "VM tools rootfs (qemu, e2fsprogs)", tools::ensure(cell.cache))
-        .await
-        .context("failed to provision the VM tools")?;
-    let kernel = cell
-        .events
-        .timed(&label, &format!("kernel {}", key.kernel), kernel::ensure(cell.cache, &key.kernel))
-        .await
-        .with_context(|| format!("failed to fetch the {} kernel", key.kernel))?;
-    let vm_dir = cell.cache.root.join("vm");
-    let init_text = format!("{}\n# unit:\n# {}", guest::INIT_SCRIPT, guest::SYSTEMD_UNIT.replace('\n', "\n# "));
-    let stack_disk = cell
-        .events
-        .timed(
-            &key.stack,
-            "VM stack disk",
-            disk::ensure_stack_disk(&tools, &vm_dir, &key.stack, &cell.stack_rootfs, &cell.stack_storage, &init_text),
-        )
-        .await?;
-    let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
-
-    // The cell's own directory: its work disk, removed when the cell ends.
-    let run_dir = vm_dir.join("runs").join(format!("{}-{}", std::process::id(), sanitize(cell.name)));
-    crate::stack::debian::remove_tree(&run_dir)?;
-    std::fs::create_dir_all(&run_dir)?;
-    let _remove_run_dir = RemoveOnDrop(run_dir.clone());
-    let staging = run_dir.join("work");
-    stage_work(cell, &staging)?;
-    let work_disk = run_dir.join("work.img");
-    disk::make_work_disk(&tools, &staging, &work_disk).await?;
-    crate::stack::debian::remove_tree(&staging)?;
-
-    let accel = accel::decide();
-    let qemu_version = tools.qemu_version().await;
-    let argv = qemu_argv(&tools, key, &accel.name, &kernel, &stack_disk, &modules_disk, &work_disk)?;
+    let machine =
+        Machine::prepare(cell.cache, cell.events, &key.kernel, &key.stack, &cell.stack_rootfs, &cell.stack_storage)
+            .await?;
     let console_path = cell.log_dir.join("console.log");
-    let boot = boot(&tools, &argv, &console_path, cell.events, cell.name).await?;
-
-    let mut facts = BTreeMap::new();
-    facts.insert("vm.kernel_package".into(), format!("linux-image-{} {}", kernel.release, kernel.package_version));
-    facts.insert("vm.accel".into(), format!("{} ({})", accel.name, accel.why));
-    facts.insert("vm.qemu".into(), qemu_version);
-    facts.insert("vm.command".into(), crate::stack::exec::shell_join(&argv));
-    if let Some(s) = boot.ready_seconds {
-        facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
-    }
-    facts.insert("vm.seconds".into(), format!("{:.1}", boot.seconds));
-
+    let booted = machine
+        .boot(cell.name, &key.cgroup, &key.init, |dir| stage_work(cell, dir), &console_path, cell.events)
+        .await?;
+    let facts = machine.facts(&booted, machine.tools.qemu_version().await);
+    let boot = &booted.boot;
     let mut error = boot.error.clone();
     let mut record = None;
     if boot.done {
-        let out = run_dir.join("out");
-        match disk::extract(&tools, &work_disk, "/project/results", &out).await {
+        let out = booted.run_dir.join("out");
+        match disk::extract(&machine.tools, &booted.work_disk, "/project/results", &out).await {
             Err(e) => error = Some(format!("failed to read the guest's results: {e:#}")),
             Ok(()) => match read_guest_record(&out.join("results"), cell.name, cell.log_dir) {
                 Ok(r) => record = Some(r),
@@ -118,6 +169,30 @@ pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
         }
     }
     Ok(VmRun { record, facts, error })
+}
+
+/// Whether a kernel boots the stack, for `doctor`: its release, seconds to ready, cgroup layout
+/// and `criu check`, as the guest printed them.
+pub struct BootProbe {
+    pub seconds_to_ready: Option<f64>,
+    pub guest_said: Vec<String>,
+    pub error: Option<String>,
+    pub facts: BTreeMap<String, String>,
+}
+
+pub async fn probe_boot(machine: &Machine, name: &str, console: &Path, events: &Events) -> anyhow::Result<BootProbe> {
+    let script = "echo \"probe: kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup)\"\n\
+                  echo \"probe: $(criu --version | head -n 1)\"\n\
+                  echo \"probe: criu check: $(criu check 2>&1 | tail -n 1)\"\n";
+    let stage = |dir: &Path| -> anyhow::Result<()> { Ok(std::fs::write(dir.join("guest.sh"), script)?) };
+    let booted = machine.boot(name, "v2", "plain", stage, console, events).await?;
+    let guest_said = std::fs::read_to_string(console)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once("probe: ").map(|(_, rest)| rest.to_string()))
+        .collect();
+    let facts = machine.facts(&booted, machine.tools.qemu_version().await);
+    Ok(BootProbe { seconds_to_ready: booted.boot.ready_seconds, guest_said, error: booted.boot.error.clone(), facts })
 }
 
 /// The work disk: the harness binary, the project's scenarios and images, a one-cell matrix, and
@@ -163,91 +238,86 @@ fn stage_work(cell: &VmCell<'_>, staging: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `criu-matrix` binary: this process, or, under `cargo test`, the binary built beside it.
+/// The `criu-matrix` binary: `CRIU_MATRIX_BIN` (set by the `cargo test` entry point), else this
+/// process's own executable through /proc/self/exe, which still works when a rebuild replaced
+/// the file while the run goes on.
 fn harness_binary(exe: &Path) -> anyhow::Result<PathBuf> {
-    if exe.file_name().is_some_and(|n| n == "criu-matrix") {
-        return Ok(exe.to_path_buf());
-    }
-    if let Ok(p) = std::env::var("CARGO_BIN_EXE_criu-matrix") {
+    if let Some(p) = std::env::var_os("CRIU_MATRIX_BIN") {
         return Ok(PathBuf::from(p));
     }
-    // target/debug/deps/matrix-HASH -> target/debug/criu-matrix
-    let beside = exe.parent().and_then(Path::parent).map(|d| d.join("criu-matrix"));
-    beside.filter(|p| p.is_file()).context("failed to find the criu-matrix binary to run in the guest")
+    if exe.file_name().is_some_and(|n| n.to_string_lossy().starts_with("criu-matrix")) {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    anyhow::bail!("failed to find the criu-matrix binary to run in the guest (set CRIU_MATRIX_BIN)")
 }
 
-fn qemu_argv(
-    tools: &tools::Tools,
-    key: &CellKey,
-    accel: &str,
-    kernel: &kernel::Kernel,
-    stack_disk: &Path,
-    modules_disk: &Path,
-    work_disk: &Path,
-) -> anyhow::Result<Vec<String>> {
-    let init = match key.init.as_str() {
+impl Machine {
+    fn qemu_argv(&self, cgroup: &str, init: &str, accel: &str, work_disk: &Path) -> anyhow::Result<Vec<String>> {
+        let (tools, kernel, stack_disk, modules_disk) =
+            (&self.tools, &self.kernel, &self.stack_disk, &self.modules_disk);
+        let init_arg = match init {
         "systemd" => "init=/lib/systemd/systemd systemd.unit=multi-user.target systemd.show_status=0 systemd.mask=serial-getty@ttyS0.service",
         _ => "init=/criu-matrix-init",
     };
-    let hierarchy = match key.cgroup.as_str() {
+        let hierarchy = match cgroup {
         // Pure v1: crun refuses the hybrid layout systemd mounts by default.
         "v1" => "systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
         _ => "systemd.unified_cgroup_hierarchy=1",
     };
-    let extra = std::env::var("CRIU_MATRIX_VM_APPEND").unwrap_or_default();
-    let append = format!(
-        "console=ttyS0 {root} rw {init} panic=-1 loglevel=5 apparmor=0 criu_matrix.cgroup={} {hierarchy} {extra}",
-        key.cgroup,
+        let extra = std::env::var("CRIU_MATRIX_VM_APPEND").unwrap_or_default();
+        let append = format!(
+        "console=ttyS0 {root} rw {init_arg} panic=-1 loglevel=5 apparmor=0 criu_matrix.cgroup={cgroup} {hierarchy} {extra}",
         root = disk::root_argument(),
     );
-    let (accel_arg, cpu) = match accel {
-        "kvm" => ("kvm", "host"),
-        // ENVIRONMENT.md: qemu 10 with `-cpu max` and MTTCG boots Debian kernels cleanly.
-        _ => ("tcg,thread=multi", "max"),
-    };
-    // One NVMe controller with three namespaces. Their device names follow probe order, which
-    // is asynchronous: the guest finds root by PARTUUID and the others by their `nsid`.
-    let drive = |path: &Path, id: &str, nsid: u32, opts: &str| -> anyhow::Result<[String; 4]> {
-        Ok([
-            "-drive".into(),
-            format!("file={},if=none,id={id},format=raw{opts}", tools.inner(path)?),
-            "-device".into(),
-            format!("nvme-ns,drive={id},bus=nvme0,nsid={nsid}"),
-        ])
-    };
-    let mut argv: Vec<String> = [
-        "qemu-system-x86_64",
-        "-accel",
-        accel_arg,
-        "-cpu",
-        cpu,
-        "-smp",
-        "2",
-        "-m",
-        "4096",
-        "-nodefaults",
-        "-no-reboot",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-chardev",
-        "stdio,id=console,signal=off",
-        "-serial",
-        "chardev:console",
-        "-kernel",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.push(tools.inner(&kernel.vmlinuz)?);
-    argv.push("-append".into());
-    argv.push(append);
-    argv.extend(["-device".to_string(), "nvme,id=nvme0,serial=criu-matrix".to_string()]);
-    argv.extend(drive(stack_disk, "root", 1, ",snapshot=on")?);
-    argv.extend(drive(modules_disk, "modules", 2, ",snapshot=on")?);
-    argv.extend(drive(work_disk, "work", 3, "")?);
-    Ok(argv)
+        let (accel_arg, cpu) = match accel {
+            "kvm" => ("kvm", "host"),
+            // ENVIRONMENT.md: qemu 10 with `-cpu max` and MTTCG boots Debian kernels cleanly.
+            _ => ("tcg,thread=multi", "max"),
+        };
+        // One NVMe controller with three namespaces. Their device names follow probe order, which
+        // is asynchronous: the guest finds root by PARTUUID and the others by their `nsid`.
+        let drive = |path: &Path, id: &str, nsid: u32, opts: &str| -> anyhow::Result<[String; 4]> {
+            Ok([
+                "-drive".into(),
+                format!("file={},if=none,id={id},format=raw{opts}", tools.inner(path)?),
+                "-device".into(),
+                format!("nvme-ns,drive={id},bus=nvme0,nsid={nsid}"),
+            ])
+        };
+        let mut argv: Vec<String> = [
+            "qemu-system-x86_64",
+            "-accel",
+            accel_arg,
+            "-cpu",
+            cpu,
+            "-smp",
+            "2",
+            "-m",
+            "4096",
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+            "-kernel",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.push(tools.inner(&kernel.vmlinuz)?);
+        argv.push("-append".into());
+        argv.push(append);
+        argv.extend(["-device".to_string(), "nvme,id=nvme0,serial=criu-matrix".to_string()]);
+        argv.extend(drive(stack_disk, "root", 1, ",snapshot=on")?);
+        argv.extend(drive(modules_disk, "modules", 2, ",snapshot=on")?);
+        argv.extend(drive(work_disk, "work", 3, "")?);
+        Ok(argv)
+    }
 }
 
 struct Boot {
