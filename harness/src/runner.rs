@@ -210,17 +210,8 @@ impl Runner {
         if let Some(why) = session.facts.skip_reason(&cell.key.engine, &cell.key.runtime) {
             return Ran { outcome: Outcome::Skipped(why), rounds: Vec::new(), expectation, versions };
         }
-        let base = base.clone().unwrap_or_default();
         let engine = Podman::new(session.entry(), session.host_path("/"), transcript.clone());
-        let image = crate::image::ensure_image(
-            &engine,
-            session,
-            &self.project.images(),
-            &cell.scenario.image,
-            &base,
-            &self.events,
-        )
-        .await;
+        let image = self.cell_image(&engine, session, base, cell).await;
         let image = match image {
             Ok(image) => image,
             Err(e) => {
@@ -232,6 +223,19 @@ impl Runner {
             CellSpec { name, transcript, scenario: &cell.scenario, runtime: &cell.key.runtime, image: &image, log_dir };
         let done = execute::execute(&engine, session, &spec, &self.events).await;
         Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions }
+    }
+
+    /// Ensures the cell's scenario image in the stack; returns its tag.
+    async fn cell_image(
+        &self,
+        engine: &Podman,
+        session: &Session,
+        base: &Option<String>,
+        cell: &Cell,
+    ) -> anyhow::Result<String> {
+        let base = base.clone().unwrap_or_default();
+        crate::image::ensure_image(engine, session, &self.project.images(), &cell.scenario.image, &base, &self.events)
+            .await
     }
 
     /// Runs a cell in a VM: its images are built in the stack on the host first (they go into
@@ -271,17 +275,7 @@ impl Runner {
             unreachable!("ensure_stack opened it");
         };
         let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
-        let base = base.clone().unwrap_or_default();
-        let built = crate::image::ensure_image(
-            &engine,
-            session,
-            &self.project.images(),
-            &cell.scenario.image,
-            &base,
-            &self.events,
-        )
-        .await;
-        if let Err(e) = built {
+        if let Err(e) = self.cell_image(&engine, session, base, cell).await {
             fail(&mut record, "image", format!("{e:#}"));
             return record;
         }

@@ -59,7 +59,7 @@ pub async fn ensure_stack_disk(
     let _ = std::fs::remove_file(&wants);
     std::os::unix::fs::symlink("/etc/systemd/system/criu-matrix.service", wants)?;
     let size_mb = tree_megabytes(&staging)? * 5 / 4 + STACK_DISK_SPARE_MB;
-    let made = mkfs_partition(tools, &staging, &image, size_mb).await;
+    let made = make_image(tools, &staging, &image, size_mb, Layout::Partitioned).await;
     debian::remove_tree(&staging)?;
     made?;
     Ok((image, false))
@@ -74,31 +74,6 @@ const PARTITION_OFFSET: u64 = 1 << 20;
 /// The kernel argument that names the stack disk's root partition.
 pub fn root_argument() -> String {
     format!("root=PARTUUID={DISK_SIGNATURE:08x}-01")
-}
-
-/// An ext4 filesystem at 1 MiB into the image, behind an MBR with one Linux partition.
-async fn mkfs_partition(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::Result<()> {
-    let partial = image.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
-    let argv = vec![
-        "mkfs.ext4".to_string(),
-        "-q".to_string(),
-        "-F".to_string(),
-        "-E".to_string(),
-        format!("root_owner=0:0,offset={PARTITION_OFFSET}"),
-        "-d".to_string(),
-        tools.inner(dir)?,
-        tools.inner(&partial)?,
-        format!("{size_mb}M"),
-    ];
-    let out = tools.run(&argv, Duration::from_secs(900)).await?;
-    if !out.success() {
-        let _ = std::fs::remove_file(&partial);
-        anyhow::bail!("mkfs.ext4 -d {} failed: {}", dir.display(), out.failure_text());
-    }
-    write_mbr(&partial, size_mb * 1024 * 1024)?;
-    std::fs::rename(&partial, image)?;
-    Ok(())
 }
 
 fn write_mbr(image: &Path, fs_bytes: u64) -> anyhow::Result<()> {
@@ -162,15 +137,32 @@ pub async fn extract(tools: &Tools, image: &Path, inner: &str, into: &Path) -> a
     Ok(())
 }
 
+/// How a disk image is laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The filesystem is the whole image.
+    Bare,
+    /// The filesystem at 1 MiB, behind an MBR with one Linux partition (the root disk).
+    Partitioned,
+}
+
 async fn mkfs(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::Result<()> {
+    make_image(tools, dir, image, size_mb, Layout::Bare).await
+}
+
+async fn make_image(tools: &Tools, dir: &Path, image: &Path, size_mb: u64, layout: Layout) -> anyhow::Result<()> {
     let partial = image.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
+    let options = match layout {
+        Layout::Bare => "root_owner=0:0".to_string(),
+        Layout::Partitioned => format!("root_owner=0:0,offset={PARTITION_OFFSET}"),
+    };
     let argv = vec![
         "mkfs.ext4".to_string(),
         "-q".to_string(),
         "-F".to_string(),
         "-E".to_string(),
-        "root_owner=0:0".to_string(),
+        options,
         "-d".to_string(),
         tools.inner(dir)?,
         tools.inner(&partial)?,
@@ -180,6 +172,9 @@ async fn mkfs(tools: &Tools, dir: &Path, image: &Path, size_mb: u64) -> anyhow::
     if !out.success() {
         let _ = std::fs::remove_file(&partial);
         anyhow::bail!("mkfs.ext4 -d {} failed: {}", dir.display(), out.failure_text());
+    }
+    if layout == Layout::Partitioned {
+        write_mbr(&partial, size_mb * 1024 * 1024)?;
     }
     std::fs::File::open(&partial)?.sync_all()?;
     std::fs::rename(&partial, image)?;
