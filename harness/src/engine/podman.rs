@@ -40,6 +40,11 @@ impl Podman {
         args
     }
 
+    async fn podman_owned(&self, purpose: &str, args: &[String], limit: Duration) -> anyhow::Result<Output> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.podman(purpose, &args, limit).await
+    }
+
     async fn podman(&self, purpose: &str, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
         let argv: Vec<String> = std::iter::once("podman").chain(args.iter().copied()).map(String::from).collect();
         let out = exec::run(&self.entry, &argv, limit, None).await?;
@@ -129,12 +134,25 @@ impl Engine for Podman {
 
     async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output> {
         let arg = format!("BASE={base}");
-        let ulimit = Self::ulimit_args();
-        let mut args: Vec<&str> = vec!["build", "--build-arg", &arg, "--tag", tag];
-        args.extend(ulimit.iter().map(String::as_str));
-        args.push(context);
-        self.podman("build the scenario image", &args, Duration::from_secs(1800)).await?.checked()
+        let build = |ulimit: Vec<String>| {
+            let mut args: Vec<String> = ["build", "--build-arg", &arg, "--tag", tag].map(String::from).to_vec();
+            args.extend(ulimit);
+            args.push(context.to_string());
+            args
+        };
+        let args = build(Self::ulimit_args());
+        let out = self.podman_owned("build the scenario image", &args, Duration::from_secs(1800)).await?;
+        // Podman 4.3's build (bookworm) cannot set RLIMIT_NPROC to our hard limit without
+        // CAP_SYS_RESOURCE, while its own default is below it; podman 5 needs the limit given.
+        if !out.success() && out.stderr.contains("RLIMIT_NPROC") {
+            let nofile_only: Vec<String> =
+                Self::ulimit_args().chunks(2).filter(|a| a[1].starts_with("nofile")).flatten().cloned().collect();
+            let args = build(nofile_only);
+            return self.podman_owned("build the scenario image", &args, Duration::from_secs(1800)).await?.checked();
+        }
+        out.checked()
     }
+
 
     async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
         let mut args: Vec<String> = vec!["run".into(), "--detach".into(), "--name".into(), r.name.clone()];

@@ -54,13 +54,15 @@ impl<'a, E: Engine> Probe<'a, E> {
     }
 
     /// Reads the counter. The workload rewrites the file in place, so a read may land between the
-    /// truncation and the write: an empty or partial read is retried for up to a second.
+    /// truncation and the write, and a checkpoint taken there restores an empty file that stays
+    /// empty until the restored workload is scheduled again (seconds under software emulation):
+    /// an empty or partial read is retried until a number is there, for up to 20 seconds.
     pub async fn counter(&self, name: &str, path: &str) -> Result<u64, String> {
         let started = Instant::now();
         loop {
             match read_counter(&self.read(name, path).await?) {
                 Ok(n) => return Ok(n),
-                Err(e) if started.elapsed() > Duration::from_secs(1) => return Err(e),
+                Err(e) if started.elapsed() > Duration::from_secs(20) => return Err(e),
                 Err(_) => tokio::time::sleep(POLL).await,
             }
         }
