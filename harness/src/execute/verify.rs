@@ -4,7 +4,7 @@
 
 use super::POLL;
 use crate::engine::Engine;
-use crate::scenario::VerifyStep;
+use crate::scenario::{ExecCheck, VerifyStep};
 use crate::stack::Session;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,27 @@ impl<'a, E: Engine> Probe<'a, E> {
         }
     }
 
+    /// Runs a check command in the container: it must exit 0 and print what `output` matches.
+    async fn exec(&self, name: &str, check: &ExecCheck, limit: Duration) -> Result<(), String> {
+        let args = &check.args.value;
+        let out = self.engine.exec(name, args, limit).await.map_err(|e| format!("failed to run {args:?}: {e:#}"))?;
+        if !out.success() {
+            return Err(format!("the check after the restore failed: {}", out.failure_text()));
+        }
+        if let Some(wanted) = &check.output {
+            let regex = regex::Regex::new(&wanted.value).map_err(|e| e.to_string())?;
+            if !regex.is_match(&out.stdout) {
+                return Err(format!(
+                    "the check `{}` printed {:?}, which does not match /{}/",
+                    out.command_line(),
+                    out.stdout.trim(),
+                    wanted.value
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Processes in the container's PID namespace.
     async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
         let pid = self.pid(name).await?;
@@ -116,6 +137,7 @@ pub async fn after_restore<E: Engine>(
                 }
                 after_value = Some(after);
             }
+            VerifyStep::Exec(check) => probe.exec(name, check, limit).await?,
             VerifyStep::Processes(count) => {
                 let found = probe.processes(name).await?;
                 if (found.len() as u32) < count.at_least {

@@ -22,6 +22,9 @@ const COMMON: &[&str] = &[
     // podman's default network: netavark drives nftables (trixie, sid) or iptables (bookworm).
     "netavark", "aardvark-dns", "nftables", "iptables",
     "ca-certificates", "procps", "iproute2", "util-linux", "mount", "kmod",
+    // A system bus outside the containers, for scenarios whose workload uses the host's D-Bus
+    // (`services:`): the daemon, and system.conf with its `messagebus` user.
+    "dbus-daemon", "dbus-system-bus-common",
 ];
 
 pub const SUITES: &[Suite] = &[
