@@ -82,6 +82,10 @@ pub async fn prepare(
     Ok(made)
 }
 
+/// The first line of every CRIU configuration file the harness writes: a file that starts with
+/// it is a leftover of a run killed before its cleanup, and may be replaced.
+const CONFIG_MARKER: &str = "# written by criu-matrix for one cell, removed after it";
+
 /// Writes `/etc/criu/<file>` in the stack, refusing to replace one the harness did not write.
 fn write_criu_config(
     session: &Session,
@@ -91,12 +95,18 @@ fn write_criu_config(
 ) -> Result<(), String> {
     let path = format!("/etc/criu/{}", config.file.value);
     let on_host = session.host_path(&path);
-    if on_host.exists() {
-        return Err(format!("{path} exists already in the stack: the harness does not replace a CRIU configuration"));
+    if let Ok(existing) = std::fs::read_to_string(&on_host) {
+        if !existing.starts_with(CONFIG_MARKER) {
+            return Err(format!("{path} exists already in the stack: the harness does not replace a CRIU configuration it did not write"));
+        }
+        tracing::warn!("replacing {path}, left by an earlier run that was killed");
     }
     let dir = on_host.parent().expect("a file in /etc/criu").to_path_buf();
     let made_dir = !dir.exists();
-    let text: String = config.options.iter().map(|o| format!("{o}\n")).collect();
+    let text: String = std::iter::once(CONFIG_MARKER)
+        .chain(config.options.iter().map(String::as_str))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&on_host, &text))
         .map_err(|e| format!("failed to write {path}: {e}"))?;
@@ -139,7 +149,7 @@ async fn start_service(
             &format!("cp images/{image}/{} {dir}/{}", file.value, file.value),
         );
     }
-    let argv: Vec<String> = service.args.iter().map(|a| in_cell_dir(a, dir)).collect();
+    let argv: Vec<String> = service.args.value.iter().map(|a| in_cell_dir(a, dir)).collect();
     let log_path = log_dir.join(format!("service-{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
     let child = session.entry().spawn(&argv, log).map_err(|e| format!("failed to start service {name}: {e}"))?;
@@ -155,7 +165,7 @@ async fn start_service(
     );
     made.teardown.push((format!("stop service {name}"), format!("kill \"${variable}\"; wait \"${variable}\"")));
 
-    let ready = in_cell_dir(&service.ready.file, dir);
+    let ready = in_cell_dir(&service.ready.file.value, dir);
     transcript.push_equivalent(
         &format!("wait until service {name} is ready"),
         &format!("until [ -e {} ]; do sleep 0.1; done", shell_join(std::slice::from_ref(&ready))),

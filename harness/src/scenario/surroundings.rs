@@ -25,7 +25,7 @@ pub struct ServiceSpec {
     /// Names the service in logs (`service-<name>.log`) and the reproducer.
     pub name: Spanned<String>,
     /// The command, run in the foreground (it must not fork away: it is stopped by its PID).
-    pub args: Vec<String>,
+    pub args: Spanned<Vec<String>>,
     /// Files of the scenario's image directory copied into `{dir}` before the service starts
     /// (its configuration).
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceReady {
-    pub file: String,
+    pub file: Spanned<String>,
     #[serde(default = "default_service_timeout", with = "duration_text")]
     pub timeout: Duration,
 }
@@ -101,11 +101,12 @@ pub(super) fn validate(
         if !names.insert(name.value.as_str()) {
             return Err(ScenarioError::at(file, name, format!("service `{}` is defined twice", name.value)));
         }
-        if service.args.is_empty() {
-            return Err(ScenarioError::at(file, name, format!("service `{}` has no command (`args`)", name.value)));
+        if service.args.value.is_empty() {
+            let message = format!("service `{}` has no command (`args`)", name.value);
+            return Err(ScenarioError::at(file, &service.args, message));
         }
-        if let Some(problem) = stack_path_problem(&service.ready.file) {
-            return Err(ScenarioError::at(file, name, format!("service `{}`: ready file: {problem}", name.value)));
+        if let Some(problem) = stack_path_problem(&service.ready.file.value) {
+            return Err(ScenarioError::at(file, &service.ready.file, format!("ready file: {problem}")));
         }
         for copied in &service.files {
             let relative = !copied.value.is_empty()
@@ -153,6 +154,62 @@ mod tests {
             "--address=unix:path=/run/criu-matrix/7-1/bus"
         );
         assert_eq!(in_cell_dir("plain", "/x"), "plain");
+    }
+
+    const SURROUNDED: &str = "\
+id: demo
+summary: an app on a bus outside its container
+image: demo
+criu_config:
+  - file: runc.conf
+    options: [ext-unix-sk]
+services:
+  - name: system-bus
+    args: [dbus-daemon, '--config-file={dir}/bus.conf', '--address=unix:path={dir}/socket']
+    files: [bus.conf]
+    ready: { file: '{dir}/socket', timeout: 10s }
+mounts:
+  - { source: '{dir}/socket', target: /run/dbus/system_bus_socket }
+run: { args: [/app] }
+ready: { file: /tmp/counter }
+verify:
+  - exec: { args: [dbus-send, --system, /x], output: 'uint64 \\d+' }
+";
+
+    fn parse(text: &str) -> Result<crate::scenario::Scenario, ScenarioError> {
+        let images = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(images.path().join("demo")).unwrap();
+        std::fs::write(images.path().join("demo/Containerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(images.path().join("demo/bus.conf"), "<busconfig/>\n").unwrap();
+        crate::scenario::parse_scenario(Path::new("scenarios/demo.yaml"), text, images.path())
+    }
+
+    #[test]
+    fn services_mounts_and_criu_config_parse() {
+        let s = parse(SURROUNDED).unwrap();
+        assert_eq!(s.services[0].name.value, "system-bus");
+        assert_eq!(s.services[0].ready.timeout, Duration::from_secs(10));
+        assert_eq!(s.mounts[0].target.value, "/run/dbus/system_bus_socket");
+        assert_eq!(s.criu_config[0].options, ["ext-unix-sk"]);
+    }
+
+    /// Each mistake is reported at its line with what was expected.
+    #[rstest]
+    #[case::unknown_service_key(SURROUNDED.replace("    files:", "    filez:"), 10, "filez")]
+    #[case::missing_file(SURROUNDED.replace("files: [bus.conf]", "files: [nowhere.conf]"), 10, "image directory")]
+    #[case::file_outside(SURROUNDED.replace("files: [bus.conf]", "files: [../demo/bus.conf]"), 10, "image directory")]
+    #[case::relative_ready(SURROUNDED.replace("ready: { file: '{dir}/socket'", "ready: { file: 'socket'"), 11, "absolute path")]
+    #[case::no_command(SURROUNDED.replace("args: [dbus-daemon, '--config-file={dir}/bus.conf', '--address=unix:path={dir}/socket']", "args: []"), 9, "no command")]
+    #[case::bad_service_name(SURROUNDED.replace("name: system-bus", "name: system bus"), 8, "service name")]
+    #[case::relative_source(SURROUNDED.replace("source: '{dir}/socket'", "source: socket"), 13, "absolute path")]
+    #[case::relative_target(SURROUNDED.replace("target: /run/dbus/system_bus_socket", "target: run/dbus"), 13, "absolute path in the container")]
+    #[case::config_path(SURROUNDED.replace("file: runc.conf", "file: ../runc.conf"), 5, "/etc/criu/")]
+    #[case::exec_without_command(SURROUNDED.replace("args: [dbus-send, --system, /x]", "args: []"), 17, "command")]
+    #[case::exec_bad_regex(SURROUNDED.replace("'uint64 \\d+'", "'(unclosed'"), 17, "regular expression for `output`")]
+    fn malformed_surroundings_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
+        let err = parse(&text).expect_err("must be rejected");
+        assert_eq!(err.line, line, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
     }
 
     #[rstest]
