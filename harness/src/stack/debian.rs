@@ -23,7 +23,8 @@ const COMMON: &[&str] = &[
     "netavark", "aardvark-dns", "nftables", "iptables",
     "ca-certificates", "procps", "iproute2", "util-linux", "mount", "kmod",
     // A system bus outside the containers, for scenarios whose workload uses the host's D-Bus
-    // (`services:`): the daemon, and system.conf with its `messagebus` user.
+    // (`services:`): the daemon, and system.conf with its `messagebus` user. On sid the latter
+    // pulls in systemd (for sysusers): installed, never started.
     "dbus-daemon", "dbus-system-bus-common",
 ];
 
