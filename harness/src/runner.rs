@@ -219,8 +219,16 @@ impl Runner {
                 return Ran { outcome, rounds: Vec::new(), expectation, versions };
             }
         };
-        let spec =
-            CellSpec { name, transcript, scenario: &cell.scenario, runtime: &cell.key.runtime, image: &image, log_dir };
+        let image_dir = self.project.images().join(&cell.scenario.image);
+        let spec = CellSpec {
+            name,
+            transcript,
+            scenario: &cell.scenario,
+            runtime: &cell.key.runtime,
+            image: &image,
+            image_dir: &image_dir,
+            log_dir,
+        };
         let done = execute::execute(&engine, session, &spec, &self.events).await;
         Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions }
     }

@@ -22,6 +22,15 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// `key=value` labels; the harness label is always added.
     pub labels: Vec<String>,
+    /// Paths of the stack bind-mounted into the container.
+    pub mounts: Vec<BindMount>,
+}
+
+/// A bind mount: `source` in the stack, `target` in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
 }
 
 /// A checkpoint or restore, with what it left as evidence.
@@ -89,6 +98,8 @@ pub trait Engine {
         options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport>;
+    /// Runs a command in the running container (a check after a restore), recorded as it is.
+    async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output>;
     /// The equivalent CLI command to read a file in the container (for the reproducer).
     fn read_file_command(&self, name: &str, path: &str) -> String;
     /// The equivalent CLI command to remove containers (for the reproducer).

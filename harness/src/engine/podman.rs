@@ -169,6 +169,9 @@ impl Engine for Podman {
         for e in &r.env {
             args.extend(["--env".into(), e.clone()]);
         }
+        for m in &r.mounts {
+            args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
+        }
         args.push(r.image.clone());
         args.extend(r.args.iter().cloned());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -216,6 +219,12 @@ impl Engine for Podman {
                 self.criu_step("restore", &rest, options, new_name, "restore.log", limit).await
             }
         }
+    }
+
+    async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output> {
+        let mut argv = vec!["exec", name];
+        argv.extend(args.iter().map(String::as_str));
+        self.podman("check the restored workload", &argv, limit).await
     }
 
     fn read_file_command(&self, name: &str, path: &str) -> String {

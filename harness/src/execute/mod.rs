@@ -2,6 +2,7 @@
 //! checkpoint -> restore -> verify. Every step has a time limit; whatever the cell created is
 //! removed when it ends, however it ends.
 
+mod surroundings;
 mod verify;
 
 use crate::cleanup;
@@ -52,20 +53,34 @@ pub struct CellSpec<'a> {
     pub scenario: &'a Scenario,
     pub runtime: &'a str,
     pub image: &'a str,
+    /// The scenario's image directory (services copy their files from it).
+    pub image_dir: &'a Path,
     /// Where the cell's logs go.
     pub log_dir: &'a Path,
 }
 
 pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'_>, events: &Events) -> Execution {
+    // Services and configuration first: the containers are removed before they go.
+    let around =
+        match surroundings::prepare(session, spec.scenario, spec.image_dir, spec.log_dir, spec.transcript).await {
+            Ok(around) => around,
+            Err(message) => {
+                return Execution { outcome: Outcome::Error { step: "services".into(), message }, rounds: Vec::new() }
+            }
+        };
     let containers = CellContainers::new(spec.name, engine.remover());
     let mut rounds = Vec::new();
-    let outcome = match run_rounds(engine, session, spec, events, &containers, &mut rounds).await {
+    let outcome = match run_rounds(engine, session, spec, events, &containers, &around.mounts, &mut rounds).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Error { step: "harness".to_string(), message: format!("{e:#}") },
     };
     let names = containers.names.lock().unwrap_or_else(|p| p.into_inner()).clone();
     spec.transcript.push_equivalent("remove the containers", &engine.remove_command(&names));
     drop(containers);
+    for (purpose, command) in around.teardown.iter().rev() {
+        spec.transcript.push_equivalent(purpose, command);
+    }
+    drop(around);
     Execution { outcome, rounds }
 }
 
@@ -81,6 +96,7 @@ async fn run_rounds<E: Engine>(
     spec: &CellSpec<'_>,
     events: &Events,
     containers: &CellContainers,
+    mounts: &[crate::engine::BindMount],
     rounds: &mut Vec<RoundRecord>,
 ) -> anyhow::Result<Outcome> {
     let s = spec.scenario;
@@ -94,6 +110,7 @@ async fn run_rounds<E: Engine>(
         env: s.run.env.clone(),
         args: s.run.args.clone(),
         labels: vec![format!("criu-matrix.cell={}", spec.name)],
+        mounts: mounts.to_vec(),
     };
     let started = engine.run(&request, s.timeouts.start).await?;
     if !started.success() {

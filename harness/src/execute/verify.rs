@@ -4,8 +4,8 @@
 
 use super::POLL;
 use crate::engine::Engine;
-use crate::scenario::VerifyStep;
-use crate::stack::Session;
+use crate::scenario::{ExecCheck, VerifyStep};
+use crate::stack::{Output, Session};
 use std::time::{Duration, Instant};
 
 pub struct Probe<'a, E: Engine> {
@@ -68,6 +68,13 @@ impl<'a, E: Engine> Probe<'a, E> {
         }
     }
 
+    /// Runs a check command in the container: it must exit 0 and print what `output` matches.
+    async fn exec(&self, name: &str, check: &ExecCheck, limit: Duration) -> Result<(), String> {
+        let args = &check.args.value;
+        let out = self.engine.exec(name, args, limit).await.map_err(|e| format!("failed to run {args:?}: {e:#}"))?;
+        exec_check_holds(&out, check.output.as_ref().map(|o| o.value.as_str()))
+    }
+
     /// Processes in the container's PID namespace.
     async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
         let pid = self.pid(name).await?;
@@ -79,6 +86,25 @@ impl<'a, E: Engine> Probe<'a, E> {
             .filter(|p| std::fs::read_link(proc_root.join(format!("{p}/ns/pid"))).is_ok_and(|l| l == ns))
             .collect())
     }
+}
+
+/// A check command held: it exited 0 and its standard output matches `wanted` (validated when
+/// the scenario was parsed).
+fn exec_check_holds(out: &Output, wanted: Option<&str>) -> Result<(), String> {
+    if !out.success() {
+        return Err(format!("the check after the restore failed: {}", out.failure_text()));
+    }
+    if let Some(wanted) = wanted {
+        let regex = regex::Regex::new(wanted).map_err(|e| e.to_string())?;
+        if !regex.is_match(&out.stdout) {
+            return Err(format!(
+                "the check `{}` printed {:?}, which does not match /{wanted}/",
+                out.command_line(),
+                out.stdout.trim()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// After a restore: the workload continued where it was (never just "running").
@@ -118,6 +144,7 @@ pub async fn after_restore<E: Engine>(
                 }
                 after_value = Some(after);
             }
+            VerifyStep::Exec(check) => probe.exec(name, check, limit).await?,
             VerifyStep::Processes(count) => {
                 let found = probe.processes(name).await?;
                 if (found.len() as u32) < count.at_least {
@@ -136,6 +163,36 @@ pub async fn after_restore<E: Engine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    fn output(status: Option<i32>, stdout: &str, timed_out: bool) -> Output {
+        Output {
+            argv: vec!["podman".into(), "exec".into(), "c".into(), "dbus-send".into()],
+            status,
+            stdout: stdout.into(),
+            stderr: "Error org.freedesktop.DBus.Error.ServiceUnknown".into(),
+            seconds: 0.1,
+            timed_out,
+        }
+    }
+
+    #[rstest]
+    #[case::answered(output(Some(0), "method return\n   uint64 42\n", false), Some(r"uint64 \d+"), true)]
+    #[case::any_output_will_do(output(Some(0), "", false), None, true)]
+    #[case::wrong_answer(output(Some(0), "   string \"x\"\n", false), Some(r"uint64 \d+"), false)]
+    #[case::failed(output(Some(1), "uint64 42", false), Some(r"uint64 \d+"), false)]
+    #[case::timed_out(output(None, "", true), None, false)]
+    fn an_exec_check_holds_only_on_success_with_matching_output(
+        #[case] out: Output,
+        #[case] wanted: Option<&str>,
+        #[case] holds: bool,
+    ) {
+        let result = exec_check_holds(&out, wanted);
+        assert_eq!(result.is_ok(), holds, "{result:?}");
+        if let Err(message) = result {
+            assert!(message.contains("podman exec c dbus-send"), "{message}");
+        }
+    }
 
     #[test]
     fn reads_counters_and_rejects_garbage() {

@@ -2,12 +2,14 @@
 
 mod model;
 mod parse;
+pub mod surroundings;
 
 pub use model::{
-    duration_text, CheckpointSpec, ExpectedOutcome, FailStep, Network, ProcessCount, ReadySpec, RunSpec, Timeouts,
-    VerifyStep,
+    duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, ProcessCount, ReadySpec, RunSpec,
+    Timeouts, VerifyStep,
 };
 pub use parse::{load_all, parse_scenario, ScenarioError};
+pub use surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
 
 use crate::version::Range;
 use regex::Regex;
@@ -26,6 +28,9 @@ pub struct Scenario {
     pub verify: Vec<VerifyStep>,
     pub timeouts: Timeouts,
     pub expect: Vec<Expectation>,
+    pub services: Vec<ServiceSpec>,
+    pub mounts: Vec<MountSpec>,
+    pub criu_config: Vec<CriuConfigFile>,
     /// The file it came from, for messages.
     pub source: std::path::PathBuf,
 }

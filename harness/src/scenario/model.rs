@@ -3,6 +3,7 @@
 //! Every struct denies unknown fields and no enum is untagged: a typo in a scenario is an error
 //! at its line and column, never a silently ignored key.
 
+use super::surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use std::time::Duration;
@@ -32,6 +33,15 @@ pub struct ScenarioFile {
     /// First matching clause wins; a scenario without one expects a pass everywhere.
     #[serde(default)]
     pub expect: Vec<ExpectClause>,
+    /// Daemons run in the stack for the cell's lifetime (see `surroundings`).
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// Paths of the stack bind-mounted into the container.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// Files written into the stack's `/etc/criu/` for the cell's lifetime.
+    #[serde(default)]
+    pub criu_config: Vec<CriuConfigFile>,
 }
 
 fn default_rounds() -> u32 {
@@ -93,6 +103,18 @@ pub enum VerifyStep {
     Counter(String),
     /// How many processes must live in the container after a restore.
     Processes(ProcessCount),
+    /// A command run in the container (`podman exec`) that must succeed, e.g. a D-Bus call the
+    /// workload must still answer.
+    Exec(ExecCheck),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCheck {
+    pub args: Spanned<Vec<String>>,
+    /// A regular expression its standard output must match.
+    #[serde(default)]
+    pub output: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,6 +1,6 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
-use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, When};
+use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, VerifyStep, When};
 use super::{Conditions, Expectation, Scenario};
 use crate::version::Range;
 use regex::Regex;
@@ -18,7 +18,7 @@ pub struct ScenarioError {
 }
 
 impl ScenarioError {
-    fn at<T>(file: &Path, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+    pub(super) fn at<T>(file: &Path, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
         ScenarioError {
             file: file.to_path_buf(),
             line: spanned.referenced.line(),
@@ -121,6 +121,11 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         });
     }
     let expect = raw.expect.into_iter().map(|clause| expectation(file, clause)).collect::<Result<Vec<_>, _>>()?;
+    for step in &raw.verify {
+        check_verify_step(file, step)?;
+    }
+    let image_dir = images_dir.join(&raw.image.value);
+    super::surroundings::validate(file, &raw.services, &raw.mounts, &raw.criu_config, &image_dir)?;
     Ok(Scenario {
         id: raw.id.value,
         summary: raw.summary,
@@ -133,18 +138,38 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         verify: raw.verify,
         timeouts: raw.timeouts,
         expect,
+        services: raw.services,
+        mounts: raw.mounts,
+        criu_config: raw.criu_config,
         source: file.to_path_buf(),
+    })
+}
+
+fn check_verify_step(file: &Path, step: &VerifyStep) -> Result<(), ScenarioError> {
+    if let VerifyStep::Exec(check) = step {
+        if check.args.value.is_empty() {
+            return Err(ScenarioError::at(file, &check.args, "expected a command to run in the container"));
+        }
+        if let Some(output) = &check.output {
+            compile(file, output, "output")?;
+        }
+    }
+    Ok(())
+}
+
+/// Compiles a regular expression written in a scenario; `field` names it in the error.
+fn compile(file: &Path, text: &Spanned<String>, field: &str) -> Result<Regex, ScenarioError> {
+    Regex::new(&text.value).map_err(|e| {
+        let first_line =
+            e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
+        ScenarioError::at(file, text, format!("expected a regular expression for `{field}`: {first_line}"))
     })
 }
 
 fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, ScenarioError> {
     let signature = match &clause.signature {
         None => None,
-        Some(text) => Some(Regex::new(&text.value).map_err(|e| {
-            let first_line =
-                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
-            ScenarioError::at(file, text, format!("expected a regular expression for `signature`: {first_line}"))
-        })?),
+        Some(text) => Some(compile(file, text, "signature")?),
     };
     if clause.outcome.value == ExpectedOutcome::Fails && signature.is_none() {
         return Err(ScenarioError::at(

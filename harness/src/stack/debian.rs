@@ -23,7 +23,9 @@ const COMMON: &[&str] = &[
     "netavark", "aardvark-dns", "nftables", "iptables",
     "ca-certificates", "procps", "iproute2", "util-linux", "mount", "kmod",
     // Booted in a VM with systemd as PID 1, podman uses the systemd cgroup manager over D-Bus.
-    "systemd", "dbus",
+    // Scenarios with a system bus outside the containers (`services:`) start dbus-daemon
+    // with system.conf and its `messagebus` user themselves, without systemd.
+    "systemd", "dbus", "dbus-daemon", "dbus-system-bus-common",
 ];
 
 pub const SUITES: &[Suite] = &[

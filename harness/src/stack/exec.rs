@@ -35,15 +35,24 @@ impl Entry {
         self.prefix.iter().chain(argv).cloned().collect()
     }
 
+    /// `argv` through this entry, with the entry's environment only and no stdin.
+    fn command(&self, argv: &[String]) -> std::process::Command {
+        let full = self.full_argv(argv);
+        let mut cmd = std::process::Command::new(&full[0]);
+        cmd.args(&full[1..]).env_clear().envs(self.env.iter().cloned()).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts a long-running command (a service) with stdout and stderr going to `log`. The caller
+    /// owns the child and stops it by its PID: `nsenter` without `--pid` execs the command instead
+    /// of forking, so the child's PID is the command's own.
+    pub fn spawn(&self, argv: &[String], log: std::fs::File) -> std::io::Result<std::process::Child> {
+        self.command(argv).stdout(log.try_clone()?).stderr(log).spawn()
+    }
+
     /// A blocking run for cleanup paths (Drop, the interrupt handler), where no runtime exists.
     pub fn run_blocking(&self, argv: &[String]) -> std::io::Result<std::process::Output> {
-        let full = self.full_argv(argv);
-        std::process::Command::new(&full[0])
-            .args(&full[1..])
-            .env_clear()
-            .envs(self.env.iter().cloned())
-            .stdin(Stdio::null())
-            .output()
+        self.command(argv).output()
     }
 }
 

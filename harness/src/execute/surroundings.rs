@@ -1,0 +1,243 @@
+//! What a cell sets up in the stack around its container (see `scenario::surroundings`): CRIU
+//! configuration files, a directory of its own, and services started from it. Dropping the
+//! value undoes it all, newest first (services are stopped by their PID); so does an interrupt.
+
+use super::POLL;
+use crate::cleanup::{self, Guard};
+use crate::engine::BindMount;
+use crate::scenario::surroundings::in_cell_dir;
+use crate::scenario::{CriuConfigFile, Scenario, ServiceSpec};
+use crate::stack::exec::shell_join;
+use crate::stack::{Session, Transcript};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the cells' directories are made in a stack (a tmpfs in the Debian stacks). Short, so that
+/// a socket path inside stays far below the 108 bytes of `sun_path`.
+const CELL_DIRS: &str = "/run/criu-matrix";
+
+/// How long a service gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Surroundings {
+    /// The bind mounts of the container, with `{dir}` replaced.
+    pub mounts: Vec<BindMount>,
+    /// How a person undoes it by hand, in order (for the reproducer).
+    pub teardown: Vec<(String, String)>,
+    /// Undo actions in the order they were made; dropped newest first.
+    guards: Vec<Guard>,
+}
+
+impl Drop for Surroundings {
+    fn drop(&mut self) {
+        while let Some(guard) = self.guards.pop() {
+            guard.run();
+        }
+    }
+}
+
+/// A new directory name for each cell of this process.
+fn cell_dir() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    format!("{CELL_DIRS}/{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Sets up the cell's surroundings; on an error, what was set up so far is undone.
+/// `image_dir` holds the files services copy; `log_dir` receives each service's output.
+pub async fn prepare(
+    session: &Session,
+    scenario: &Scenario,
+    image_dir: &Path,
+    log_dir: &Path,
+    transcript: &Transcript,
+) -> Result<Surroundings, String> {
+    let mut made = Surroundings { mounts: Vec::new(), teardown: Vec::new(), guards: Vec::new() };
+    for config in &scenario.criu_config {
+        write_criu_config(session, config, transcript, &mut made)?;
+    }
+    if scenario.services.is_empty() && scenario.mounts.is_empty() {
+        return Ok(made);
+    }
+    let dir = cell_dir();
+    let on_host = session.host_path(&dir);
+    std::fs::create_dir_all(&on_host).map_err(|e| format!("failed to create the cell directory {dir}: {e}"))?;
+    made.guards.push(cleanup::on_cleanup(format!("remove the cell directory {dir}"), move || {
+        let _ = std::fs::remove_dir_all(&on_host);
+        // The parent goes too once no other cell uses it.
+        let _ = on_host.parent().map(std::fs::remove_dir);
+    }));
+    transcript.push_equivalent("the cell's own directory in the stack", &format!("mkdir -p {dir}"));
+    made.teardown.push(("remove the cell's directory".into(), format!("rm -rf {dir}")));
+    for service in &scenario.services {
+        start_service(session, service, &dir, image_dir, log_dir, transcript, &mut made).await?;
+    }
+    made.mounts = scenario
+        .mounts
+        .iter()
+        .map(|m| BindMount { source: in_cell_dir(&m.source.value, &dir), target: m.target.value.clone() })
+        .collect();
+    Ok(made)
+}
+
+/// The first line of every CRIU configuration file the harness writes: a file that starts with
+/// it is a leftover of a run killed before its cleanup, and may be replaced.
+const CONFIG_MARKER: &str = "# written by criu-matrix for one cell, removed after it";
+
+/// Writes `/etc/criu/<file>` in the stack, refusing to replace one the harness did not write.
+fn write_criu_config(
+    session: &Session,
+    config: &CriuConfigFile,
+    transcript: &Transcript,
+    made: &mut Surroundings,
+) -> Result<(), String> {
+    let path = format!("/etc/criu/{}", config.file.value);
+    let on_host = session.host_path(&path);
+    if let Ok(existing) = std::fs::read_to_string(&on_host) {
+        if !existing.starts_with(CONFIG_MARKER) {
+            return Err(format!("{path} exists already in the stack: the harness does not replace a CRIU configuration it did not write"));
+        }
+        tracing::warn!("replacing {path}, left by an earlier run that was killed");
+    }
+    let dir = on_host.parent().expect("a file in /etc/criu").to_path_buf();
+    let made_dir = !dir.exists();
+    let text: String = std::iter::once(CONFIG_MARKER)
+        .chain(config.options.iter().map(String::as_str))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&on_host, &text))
+        .map_err(|e| format!("failed to write {path}: {e}"))?;
+    made.guards.push(cleanup::on_cleanup(format!("remove {path}"), move || {
+        let _ = std::fs::remove_file(&on_host);
+        if made_dir {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }));
+    let lines = config.options.iter().map(|o| shell_join(std::slice::from_ref(o))).collect::<Vec<_>>().join(" ");
+    transcript.push_equivalent(
+        "CRIU options the engine does not pass, in a configuration file",
+        &format!("mkdir -p /etc/criu && printf '%s\\n' {lines} > {path}"),
+    );
+    made.teardown.push((format!("remove {path}"), format!("rm {path}")));
+    Ok(())
+}
+
+/// Copies the service's files into the cell's directory, starts it and waits until it is ready.
+async fn start_service(
+    session: &Session,
+    service: &ServiceSpec,
+    dir: &str,
+    image_dir: &Path,
+    log_dir: &Path,
+    transcript: &Transcript,
+    made: &mut Surroundings,
+) -> Result<(), String> {
+    let name = &service.name.value;
+    for file in &service.files {
+        let target = session.host_path(&format!("{dir}/{}", file.value));
+        let copied = target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::copy(image_dir.join(&file.value), &target));
+        copied.map_err(|e| format!("failed to copy {} into {dir} for service {name}: {e}", file.value))?;
+        let image = image_dir.file_name().unwrap_or_default().to_string_lossy();
+        transcript.push_equivalent(
+            &format!("a file of service {name}"),
+            &format!("cp images/{image}/{} {dir}/{}", file.value, file.value),
+        );
+    }
+    let argv: Vec<String> = service.args.value.iter().map(|a| in_cell_dir(a, dir)).collect();
+    let log_path = log_dir.join(format!("service-{name}.log"));
+    let log = std::fs::File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
+    let child = session.entry().spawn(&argv, log).map_err(|e| format!("failed to start service {name}: {e}"))?;
+    let pid = child.id();
+    let child = Arc::new(Mutex::new(Some(child)));
+    let owned = child.clone();
+    let label = format!("stop service {name} (pid {pid})");
+    made.guards.push(cleanup::on_cleanup(label, move || stop(&owned, pid)));
+    let variable = format!("service_{}", name.replace('-', "_"));
+    transcript.push_equivalent(
+        &format!("start service {name} in the stack (pid {pid} here)"),
+        &format!("{} >/tmp/service-{name}.log 2>&1 &\n{variable}=$!", shell_join(&argv)),
+    );
+    made.teardown.push((format!("stop service {name}"), format!("kill \"${variable}\"; wait \"${variable}\"")));
+
+    let ready = in_cell_dir(&service.ready.file.value, dir);
+    transcript.push_equivalent(
+        &format!("wait until service {name} is ready"),
+        &format!("until [ -e {} ]; do sleep 0.1; done", shell_join(std::slice::from_ref(&ready))),
+    );
+    let ready_on_host = session.host_path(&ready);
+    let started = Instant::now();
+    loop {
+        if ready_on_host.exists() {
+            return Ok(());
+        }
+        let exited = child.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let why = match exited {
+            Some(status) => format!("exited ({status})"),
+            None if started.elapsed() > service.ready.timeout => {
+                format!("did not make {ready} within {:.0}s", service.ready.timeout.as_secs_f64())
+            }
+            None => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        return Err(format!("service {name} {why}; its log ({}):\n{}", log_path.display(), tail(&log_path)));
+    }
+}
+
+/// SIGTERM, then SIGKILL after a grace period; always reaped. The PID stays ours until reaped.
+fn stop(child: &Mutex<Option<Child>>, pid: u32) {
+    let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    // SAFETY: kill(2) on our own child, not yet reaped, so the PID cannot belong to anyone else.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let started = Instant::now();
+    while started.elapsed() < STOP_GRACE {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::warn!("service pid {pid} did not exit within {STOP_GRACE:?} of SIGTERM: killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last lines of a log file.
+fn tail(path: &PathBuf) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_directories_are_distinct_and_short() {
+        let (a, b) = (cell_dir(), cell_dir());
+        assert_ne!(a, b);
+        // Room for a socket name within sun_path's 108 bytes.
+        assert!(a.len() < 40, "{a}");
+    }
+
+    #[test]
+    fn a_service_is_stopped_and_reaped() {
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let slot = Mutex::new(Some(child));
+        stop(&slot, pid);
+        assert!(slot.lock().unwrap().is_none());
+        // Reaped: no /proc entry, not even a zombie.
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
