@@ -89,6 +89,11 @@ pub trait Engine {
         options: CriuOptions,
         limit: Duration,
     ) -> anyhow::Result<StepReport>;
+    /// The cgroup the engine asked the runtime to put the container in (OCI `linux.cgroupsPath`),
+    /// as a path under the cgroup root; `None` when the driver cannot tell.
+    async fn cgroup_path(&self, _name: &str) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
     /// The equivalent CLI command to read a file in the container (for the reproducer).
     fn read_file_command(&self, name: &str, path: &str) -> String;
     /// The equivalent CLI command to remove containers (for the reproducer).

@@ -200,6 +200,20 @@ impl Engine for Podman {
         }
     }
 
+    async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {
+        // The OCI config podman handed to the runtime says which cgroup it asked for.
+        let argv = ["podman", "container", "inspect", "--format", "{{.OCIConfigPath}}", name].map(String::from);
+        let out = exec::run(&self.entry, &argv, INSPECT_LIMIT, None).await?.checked()?;
+        let config = self.on_host(out.stdout.trim());
+        let text = std::fs::read_to_string(&config)
+            .map_err(|e| anyhow::anyhow!("failed to read the OCI config {}: {e}", config.display()))?;
+        let spec: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(spec["linux"]["cgroupsPath"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(crate::execute::placement::cgroups_path_on_disk))
+    }
+
     fn read_file_command(&self, name: &str, path: &str) -> String {
         exec::shell_join(&["podman", "exec", name, "cat", path].map(String::from))
     }

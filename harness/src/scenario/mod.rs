@@ -4,8 +4,8 @@ mod model;
 mod parse;
 
 pub use model::{
-    duration_text, CheckpointSpec, ExpectedOutcome, FailStep, Network, ProcessCount, ReadySpec, RunSpec, Timeouts,
-    VerifyStep,
+    duration_text, CheckpointSpec, ExpectedOutcome, FailStep, Network, PlacementSpec, ProcessCount, ReadySpec, RunSpec,
+    Timeouts, VerifyStep,
 };
 pub use parse::{load_all, parse_scenario, ScenarioError};
 
@@ -63,6 +63,8 @@ pub struct Conditions {
     pub stack: Option<String>,
     pub kernel: Option<String>,
     pub cgroup: Option<String>,
+    /// The engine's cgroup manager (`cgroupfs`, `systemd`): a fact of the stack, not an axis.
+    pub cgroup_manager: Option<String>,
     /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`, `linux` (the kernel).
     pub versions: Vec<(String, Range)>,
 }
@@ -88,6 +90,7 @@ impl Conditions {
             ("stack", &self.stack),
             ("kernel", &self.kernel),
             ("cgroup", &self.cgroup),
+            ("cgroup_manager", &self.cgroup_manager),
         ];
         let axes_hold = axes.iter().all(|(name, wanted)| match wanted {
             None => true,

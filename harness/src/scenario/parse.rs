@@ -184,6 +184,7 @@ fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
         stack: when.stack,
         kernel: when.kernel,
         cgroup: when.cgroup,
+        cgroup_manager: when.cgroup_manager,
         versions,
     })
 }
