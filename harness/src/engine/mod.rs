@@ -94,6 +94,14 @@ pub trait Engine {
     async fn cgroup_path(&self, _name: &str) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
+    /// The equivalent CLI command to print the cgroups of every process of the container, as the
+    /// host sees them (for the reproducer).
+    fn process_cgroups_command(&self, name: &str) -> String {
+        format!(
+            "for pid in $({} top {name} -eo pid | tail -n +2); do echo \"== $pid\"; cat /proc/$pid/cgroup; done",
+            self.name()
+        )
+    }
     /// The equivalent CLI command to read a file in the container (for the reproducer).
     fn read_file_command(&self, name: &str, path: &str) -> String;
     /// The equivalent CLI command to remove containers (for the reproducer).

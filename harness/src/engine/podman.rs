@@ -214,6 +214,12 @@ impl Engine for Podman {
             .map(crate::execute::placement::cgroups_path_on_disk))
     }
 
+    fn process_cgroups_command(&self, name: &str) -> String {
+        // `hpid`: the PIDs as the host sees them, where /proc/PID/cgroup is read.
+        let top = exec::shell_join(&["podman", "top", name, "hpid"].map(String::from));
+        format!("for pid in $({top} | tail -n +2); do echo \"== $pid\"; cat /proc/$pid/cgroup; done")
+    }
+
     fn read_file_command(&self, name: &str, path: &str) -> String {
         exec::shell_join(&["podman", "exec", name, "cat", path].map(String::from))
     }

@@ -163,6 +163,12 @@ async fn run_rounds<E: Engine>(
                 &engine.read_file_command(&name, path),
             );
         }
+        if s.verify.iter().any(|v| matches!(v, VerifyStep::CgroupPlacement(_))) {
+            spec.transcript.push_equivalent(
+                "where each process of the container is in the cgroup tree",
+                &engine.process_cgroups_command(&name),
+            );
+        }
         let cgroup = &session.facts.cgroup;
         let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, s.timeouts.verify).await;
         rounds.push(record);
