@@ -191,28 +191,38 @@ impl Debootstrap {
 
 /// Ensures the stack rootfs of `suite`. Returns its path and whether it was already there.
 pub async fn ensure_rootfs(cache: &Cache, suite: Suite) -> anyhow::Result<(PathBuf, bool)> {
+    ensure_rootfs_in(cache, suite.name, &suite.all_packages(), &cache.stack_dir(suite.name)).await
+}
+
+/// Ensures `dir/rootfs`: a minbase debootstrap of the Debian suite `codename` with `packages`,
+/// rebuilt only when the package list changes. Returns its path and whether it was already there.
+pub async fn ensure_rootfs_in(
+    cache: &Cache,
+    codename: &str,
+    packages: &[&str],
+    dir: &Path,
+) -> anyhow::Result<(PathBuf, bool)> {
     let mirror = mirror()?;
-    let dir = cache.stack_dir(suite.name);
     let rootfs = dir.join("rootfs");
     let wanted = |seconds| Marker {
-        suite: suite.name.to_string(),
-        packages: suite.all_packages().iter().map(|s| s.to_string()).collect(),
+        suite: codename.to_string(),
+        packages: packages.iter().map(|s| s.to_string()).collect(),
         mirror: mirror.clone(),
         seconds,
     };
     if let Ok(text) = std::fs::read_to_string(rootfs.join(MARKER)) {
         if let Ok(found) = serde_json::from_str::<Marker>(&text) {
-            if found.packages == wanted(0.0).packages && found.suite == suite.name {
+            if found.packages == wanted(0.0).packages && found.suite == codename {
                 return Ok((rootfs, true));
             }
         }
     }
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(dir)?;
     let tool = debootstrap(cache).await?;
     let building = dir.join("rootfs.partial");
     remove_tree(&building)?;
     let started = std::time::Instant::now();
-    tool.run(suite.name, &suite.all_packages(), &building, &mirror, &dir.join("debootstrap.log")).await?;
+    tool.run(codename, packages, &building, &mirror, &dir.join("debootstrap.log")).await?;
     std::fs::write(building.join(MARKER), serde_json::to_string_pretty(&wanted(started.elapsed().as_secs_f64()))?)?;
     remove_tree(&rootfs)?;
     std::fs::rename(&building, &rootfs)?;
@@ -247,7 +257,7 @@ pub async fn ensure_base_tarball(cache: &Cache, suite: &str) -> anyhow::Result<(
 }
 
 /// Removes a directory tree that may hold device nodes and read-only files (a rootfs).
-fn remove_tree(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
         // A rootfs must never be a mount point here; refuse rather than delete through a mount.
         let status = std::process::Command::new("rm").arg("-rf").arg("--one-file-system").arg(path).status()?;
