@@ -140,7 +140,7 @@ async fn ensure_build(cache: &Cache, variant: Variant) -> anyhow::Result<(PathBu
     let marker = BuildMarker { script_sha256: script_hash(), versions };
     std::fs::write(built.join(BUILD_MARKER), serde_json::to_string_pretty(&marker)?)?;
     remove_tree(&out)?;
-    copy_tree(&built, &out)?;
+    crate::image::copy_dir(&built, &out)?;
     // The outputs are what is kept; the build rootfs (compilers, -dev packages) is not.
     remove_tree(&rootfs)?;
     Ok((out, false))
@@ -187,23 +187,6 @@ fn install(out: &Path, rootfs: &Path) -> anyhow::Result<()> {
         }
     }
     chroot(&["ldconfig"])
-}
-
-/// Copies a directory of regular files and symlinks.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let path = entry?.path();
-        let target = to.join(path.file_name().expect("entries have names"));
-        if let Ok(link) = std::fs::read_link(&path) {
-            std::os::unix::fs::symlink(link, &target)?;
-        } else if path.is_dir() {
-            copy_tree(&path, &target)?;
-        } else {
-            std::fs::copy(&path, &target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
