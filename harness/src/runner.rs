@@ -79,7 +79,7 @@ pub struct Runner {
     stacks: HashMap<String, StackState>,
 }
 
-/// A cell as a `when:` clause sees it: its axes and the stack's tool versions.
+/// A cell as a `when:` clause sees it: its axes, the stack's cgroup manager and tool versions.
 pub struct Facts<'a> {
     pub key: &'a CellKey,
     pub stack: &'a StackFacts,
@@ -87,7 +87,10 @@ pub struct Facts<'a> {
 
 impl CellFacts for Facts<'_> {
     fn axis(&self, name: &str) -> Option<String> {
-        self.key.axis(name).map(String::from)
+        match name {
+            "cgroup_manager" => Some(self.stack.cgroup_manager.clone()),
+            other => self.key.axis(other).map(String::from),
+        }
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         self.stack.version(tool)

@@ -100,6 +100,19 @@ pub trait Engine {
     ) -> anyhow::Result<StepReport>;
     /// Runs a command in the running container (a check after a restore), recorded as it is.
     async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output>;
+    /// The cgroup the engine asked the runtime to put the container in (OCI `linux.cgroupsPath`),
+    /// as a path under the cgroup root; `None` when the driver cannot tell.
+    async fn cgroup_path(&self, _name: &str) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+    /// The equivalent CLI command to print the cgroups of every process of the container, as the
+    /// host sees them (for the reproducer).
+    fn process_cgroups_command(&self, name: &str) -> String {
+        format!(
+            "for pid in $({} top {name} -eo pid | tail -n +2); do echo \"== $pid\"; cat /proc/$pid/cgroup; done",
+            self.name()
+        )
+    }
     /// The equivalent CLI command to read a file in the container (for the reproducer).
     fn read_file_command(&self, name: &str, path: &str) -> String;
     /// The equivalent CLI command to remove containers (for the reproducer).

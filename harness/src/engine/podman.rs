@@ -153,7 +153,6 @@ impl Engine for Podman {
         out.checked()
     }
 
-
     async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
         let mut args: Vec<String> = vec!["run".into(), "--detach".into(), "--name".into(), r.name.clone()];
         args.extend(["--runtime".into(), r.runtime.clone()]);
@@ -225,6 +224,26 @@ impl Engine for Podman {
         let mut argv = vec!["exec", name];
         argv.extend(args.iter().map(String::as_str));
         self.podman("check the restored workload", &argv, limit).await
+    }
+
+    async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {
+        // The OCI config podman handed to the runtime says which cgroup it asked for.
+        let argv = ["podman", "container", "inspect", "--format", "{{.OCIConfigPath}}", name].map(String::from);
+        let out = exec::run(&self.entry, &argv, INSPECT_LIMIT, None).await?.checked()?;
+        let config = self.on_host(out.stdout.trim());
+        let text = std::fs::read_to_string(&config)
+            .map_err(|e| anyhow::anyhow!("failed to read the OCI config {}: {e}", config.display()))?;
+        let spec: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(spec["linux"]["cgroupsPath"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(crate::execute::placement::cgroups_path_on_disk))
+    }
+
+    fn process_cgroups_command(&self, name: &str) -> String {
+        // `hpid`: the PIDs as the host sees them, where /proc/PID/cgroup is read.
+        let top = exec::shell_join(&["podman", "top", name, "hpid"].map(String::from));
+        format!("for pid in $({top} | tail -n +2); do echo \"== $pid\"; cat /proc/$pid/cgroup; done")
     }
 
     fn read_file_command(&self, name: &str, path: &str) -> String {

@@ -2,6 +2,7 @@
 //! checkpoint -> restore -> verify. Every step has a time limit; whatever the cell created is
 //! removed when it ends, however it ends.
 
+pub mod placement;
 mod surroundings;
 mod verify;
 
@@ -179,21 +180,19 @@ async fn run_rounds<E: Engine>(
                 &engine.read_file_command(&name, path),
             );
         }
-        let verified = verify::after_restore(&probe, &name, &s.verify, record.counter_before, s.timeouts.verify).await;
-        match verified {
-            Ok(after) => record.counter_after = after,
-            Err(message) => {
-                rounds.push(record);
-                let _ = std::fs::write(spec.log_dir.join(format!("round{round}-verify.txt")), &message);
-                return Ok(Outcome::Failed(Failure {
-                    round,
-                    step: FailStep::Verify,
-                    evidence: message.clone(),
-                    message,
-                }));
-            }
+        if s.verify.iter().any(|v| matches!(v, VerifyStep::CgroupPlacement(_))) {
+            spec.transcript.push_equivalent(
+                "where each process of the container is in the cgroup tree",
+                &engine.process_cgroups_command(&name),
+            );
         }
+        let cgroup = &session.facts.cgroup;
+        let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, s.timeouts.verify).await;
         rounds.push(record);
+        if let Err(message) = verified {
+            let _ = std::fs::write(spec.log_dir.join(format!("round{round}-verify.txt")), &message);
+            return Ok(Outcome::Failed(Failure { round, step: FailStep::Verify, evidence: message.clone(), message }));
+        }
     }
     Ok(Outcome::Passed { rounds: s.rounds })
 }

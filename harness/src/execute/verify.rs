@@ -4,13 +4,14 @@
 
 use super::POLL;
 use crate::engine::Engine;
+use crate::record::RoundRecord;
 use crate::scenario::{ExecCheck, VerifyStep};
 use crate::stack::{Output, Session};
 use std::time::{Duration, Instant};
 
 pub struct Probe<'a, E: Engine> {
-    engine: &'a E,
-    session: &'a Session,
+    pub(super) engine: &'a E,
+    pub(super) session: &'a Session,
 }
 
 /// Reads a counter file: a decimal number, possibly followed by a newline.
@@ -23,7 +24,7 @@ impl<'a, E: Engine> Probe<'a, E> {
         Probe { engine, session }
     }
 
-    async fn pid(&self, name: &str) -> Result<u32, String> {
+    pub(super) async fn pid(&self, name: &str) -> Result<u32, String> {
         match self.engine.pid(name).await {
             Ok(Some(pid)) => Ok(pid),
             Ok(None) => Err(format!("container {name} is not running")),
@@ -76,7 +77,7 @@ impl<'a, E: Engine> Probe<'a, E> {
     }
 
     /// Processes in the container's PID namespace.
-    async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
+    pub(super) async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
         let pid = self.pid(name).await?;
         let proc_root = self.session.host_path("/proc");
         let ns = std::fs::read_link(proc_root.join(format!("{pid}/ns/pid"))).map_err(|e| e.to_string())?;
@@ -107,42 +108,21 @@ fn exec_check_holds(out: &Output, wanted: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-/// After a restore: the workload continued where it was (never just "running").
-/// Returns the counter value read right after the restore.
+/// After a restore: the workload continued where it was (never just "running"). Fills in what
+/// it observed (the counter right after the restore, where the processes are) on `record`, also
+/// when a check fails: what was seen is evidence either way.
 pub async fn after_restore<E: Engine>(
     probe: &Probe<'_, E>,
     name: &str,
     steps: &[VerifyStep],
-    before: Option<u64>,
+    record: &mut RoundRecord,
+    cgroup_version: &str,
     limit: Duration,
-) -> Result<Option<u64>, String> {
-    let mut after_value = None;
+) -> Result<(), String> {
     for step in steps {
         match step {
             VerifyStep::Counter(path) => {
-                let after = probe.counter(name, path).await?;
-                if let Some(before) = before {
-                    if after < before {
-                        return Err(format!(
-                            "counter {path} went back from {before} to {after}: the workload restarted instead of continuing"
-                        ));
-                    }
-                }
-                let started = Instant::now();
-                loop {
-                    let now = probe.counter(name, path).await?;
-                    if now > after {
-                        break;
-                    }
-                    if started.elapsed() > limit {
-                        return Err(format!(
-                            "counter {path} stayed at {now} for {:.0}s after the restore: the workload is not running",
-                            limit.as_secs_f64()
-                        ));
-                    }
-                    tokio::time::sleep(super::POLL).await;
-                }
-                after_value = Some(after);
+                record.counter_after = Some(counter_continued(probe, name, path, record.counter_before, limit).await?);
             }
             VerifyStep::Exec(check) => probe.exec(name, check, limit).await?,
             VerifyStep::Processes(count) => {
@@ -155,9 +135,50 @@ pub async fn after_restore<E: Engine>(
                     ));
                 }
             }
+            VerifyStep::CgroupPlacement(spec) => {
+                let placement = probe.placement(name, cgroup_version).await?;
+                let outside = placement.outside().count() > 0;
+                let description = placement.describe_outside();
+                record.cgroup_placement = Some(placement);
+                if outside && spec.enforce {
+                    return Err(description);
+                }
+            }
         }
     }
-    Ok(after_value)
+    Ok(())
+}
+
+/// The counter right after the restore: not lower than before the checkpoint, then growing.
+async fn counter_continued<E: Engine>(
+    probe: &Probe<'_, E>,
+    name: &str,
+    path: &str,
+    before: Option<u64>,
+    limit: Duration,
+) -> Result<u64, String> {
+    let after = probe.counter(name, path).await?;
+    if let Some(before) = before {
+        if after < before {
+            return Err(format!(
+                "counter {path} went back from {before} to {after}: the workload restarted instead of continuing"
+            ));
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let now = probe.counter(name, path).await?;
+        if now > after {
+            return Ok(after);
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "counter {path} stayed at {now} for {:.0}s after the restore: the workload is not running",
+                limit.as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(super::POLL).await;
+    }
 }
 
 #[cfg(test)]

@@ -89,12 +89,15 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Resu
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies a directory tree of regular files, directories and symlinks (kept as symlinks).
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let path = entry?.path();
         let target = to.join(path.file_name().expect("entries have names"));
-        if path.is_dir() {
+        if let Ok(link) = std::fs::read_link(&path) {
+            std::os::unix::fs::symlink(link, &target)?;
+        } else if path.is_dir() {
             copy_dir(&path, &target)?;
         } else {
             std::fs::copy(&path, &target)?;

@@ -61,6 +61,9 @@ pub struct RoundRecord {
     pub checkpoint_stats: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub restore_stats: BTreeMap<String, f64>,
+    /// Where each process of the container was after the restore (a `cgroup_placement` step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_placement: Option<crate::execute::placement::Placement>,
 }
 
 impl CellRecord {

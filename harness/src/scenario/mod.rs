@@ -5,8 +5,8 @@ mod parse;
 pub mod surroundings;
 
 pub use model::{
-    duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, ProcessCount, ReadySpec, RunSpec,
-    Timeouts, VerifyStep,
+    duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PlacementSpec, ProcessCount,
+    ReadySpec, RunSpec, Timeouts, VerifyStep,
 };
 pub use parse::{load_all, parse_scenario, ScenarioError};
 pub use surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
@@ -68,6 +68,8 @@ pub struct Conditions {
     pub stack: Option<String>,
     pub kernel: Option<String>,
     pub cgroup: Option<String>,
+    /// The engine's cgroup manager (`cgroupfs`, `systemd`): a fact of the stack, not an axis.
+    pub cgroup_manager: Option<String>,
     /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`, `linux` (the kernel).
     pub versions: Vec<(String, Range)>,
 }
@@ -93,6 +95,7 @@ impl Conditions {
             ("stack", &self.stack),
             ("kernel", &self.kernel),
             ("cgroup", &self.cgroup),
+            ("cgroup_manager", &self.cgroup_manager),
         ];
         let axes_hold = axes.iter().all(|(name, wanted)| match wanted {
             None => true,

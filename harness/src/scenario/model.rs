@@ -106,6 +106,9 @@ pub enum VerifyStep {
     /// A command run in the container (`podman exec`) that must succeed, e.g. a D-Bus call the
     /// workload must still answer.
     Exec(ExecCheck),
+    /// Where each process of the container is in the cgroup tree: recorded with the round, and
+    /// (unless `enforce: false`) every process must be inside the container's cgroup.
+    CgroupPlacement(PlacementSpec),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -121,6 +124,19 @@ pub struct ExecCheck {
 #[serde(deny_unknown_fields)]
 pub struct ProcessCount {
     pub at_least: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// Whether a process outside the container's cgroup fails the round. `false` only records
+    /// where each process is: for a scenario whose bug must get to a later step to show itself.
+    #[serde(default = "enforce_by_default")]
+    pub enforce: bool,
+}
+
+fn enforce_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -198,6 +214,8 @@ pub struct When {
     pub stack: Option<String>,
     pub kernel: Option<String>,
     pub cgroup: Option<String>,
+    /// The engine's cgroup manager as the stack reports it: `cgroupfs` or `systemd`.
+    pub cgroup_manager: Option<String>,
     pub criu: Option<Spanned<String>>,
     pub crun: Option<Spanned<String>>,
     pub runc: Option<Spanned<String>>,

@@ -209,6 +209,7 @@ fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
         stack: when.stack,
         kernel: when.kernel,
         cgroup: when.cgroup,
+        cgroup_manager: when.cgroup_manager,
         versions,
     })
 }

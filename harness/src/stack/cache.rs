@@ -1,4 +1,5 @@
-//! The on-disk cache: stack rootfs trees, base image tarballs, container storage, tools.
+//! The on-disk cache: stack rootfs trees, base image tarballs, container storage, tools, and the
+//! outputs of builds stack variants need (`builds/<variant>/out`, see `stack::variant`).
 //! `CRIU_MATRIX_CACHE`, else `$XDG_CACHE_HOME/criu-matrix`, else `~/.cache/criu-matrix`, else
 //! `/var/cache/criu-matrix`.
 

@@ -16,7 +16,8 @@ pub struct StackFacts {
     pub kernel: String,
     /// `v1` or `v2`, as the stack sees /sys/fs/cgroup.
     pub cgroup: String,
-    /// Without systemd in the stack, podman uses cgroupfs.
+    /// The engine's cgroup manager (`cgroupfs`, or `systemd` where systemd is PID 1), as
+    /// `podman info` reports it; `unknown` when podman is missing or does not say.
     pub cgroup_manager: String,
     /// Tool name -> what it said of its version. Absent tools are missing.
     pub tools: BTreeMap<String, Tool>,
@@ -88,15 +89,25 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
         .trim_matches('"')
         .to_string();
     let cgroup = if root.join("sys/fs/cgroup/cgroup.controllers").exists() { "v2" } else { "v1" };
+    let cgroup_manager = if tools.contains_key("podman") { podman_cgroup_manager(entry, limit).await } else { None };
     Ok(StackFacts {
         stack: stack.to_string(),
         os,
         kernel: kernel.trim().to_string(),
         cgroup: cgroup.to_string(),
-        cgroup_manager: "cgroupfs".to_string(),
+        cgroup_manager: cgroup_manager.unwrap_or_else(|| "unknown".to_string()),
         tools,
         criu_check,
     })
+}
+
+/// podman's cgroup manager. It decides how the runtime makes a container's cgroup (a systemd
+/// scope or a plain directory), which is what the cgroup placement bugs depend on.
+async fn podman_cgroup_manager(entry: &Entry, limit: Duration) -> Option<String> {
+    let argv = ["podman", "info", "--format", "{{.Host.CgroupManager}}"].map(String::from);
+    let out = exec::run(entry, &argv, limit, None).await.ok()?;
+    let manager = out.stdout.trim();
+    (out.success() && !manager.is_empty()).then(|| manager.to_string())
 }
 
 impl StackFacts {

@@ -8,6 +8,7 @@ pub mod debian;
 pub mod exec;
 pub mod facts;
 pub mod namespace;
+pub mod variant;
 
 pub use cache::Cache;
 pub use exec::{Entry, Output, Transcript};
@@ -20,7 +21,10 @@ use std::path::PathBuf;
 
 /// Names a stack can have.
 pub fn known_stacks() -> Vec<&'static str> {
-    std::iter::once("host").chain(debian::SUITES.iter().map(|s| s.name)).collect()
+    std::iter::once("host")
+        .chain(debian::SUITES.iter().map(|s| s.name))
+        .chain(variant::VARIANTS.iter().map(|v| v.name))
+        .collect()
 }
 
 /// An entered stack: commands run in it, files are read from it, and leaving it removes
@@ -72,13 +76,23 @@ impl Session {
             Place::Host => "# Run on the host (stack `host`).".to_string(),
             Place::Namespace { .. } => {
                 let dir = cache.stack_dir(&self.name);
+                let rebuilt = match variant::Variant::find(&self.name) {
+                    None => String::new(),
+                    Some(v) => format!(
+                        "# Then {} (criu-matrix: harness/src/stack/crun-criu-build.sh), installed over Debian's:\n{}",
+                        v.rebuilt,
+                        v.build_summary(cache).lines().map(|l| format!("#   {l}\n")).collect::<String>()
+                    ),
+                };
                 format!(
-                    "# The {name} stack is a Debian {name} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
+                    "# The {name} stack is a Debian {suite} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
+                     {rebuilt}\
                      # Enter it as criu-matrix does (a private mount namespace, then pivot_root), then run the rest inside:\n\
                      #   unshare --mount --propagation private -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage}\n\
                      # where ENTER_SCRIPT is:\n{script}",
                     name = self.name,
-                    pkgs = debian::Suite::find(&self.name).map(|s| s.all_packages().join(",")).unwrap_or_default(),
+                    suite = self.suite,
+                    pkgs = debian::Suite::find(&self.suite).map(|s| s.all_packages().join(",")).unwrap_or_default(),
                     root = dir.join("rootfs").display(),
                     storage = dir.join("storage").display(),
                     script = namespace::ENTER_SCRIPT.lines().map(|l| format!("#   {l}\n")).collect::<String>(),
@@ -95,19 +109,30 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
         return Ok(Session { name: name.to_string(), facts, suite, place: Place::Host });
     }
+    let variant = variant::Variant::find(name);
+    let suite = match variant {
+        Some(v) => v.suite,
+        None => debian::Suite::find(name)
+            .map(|s| s.name)
+            .with_context(|| format!("unknown stack `{name}` (known: {})", known_stacks().join(", ")))?,
+    };
     // Inside a criu-matrix VM the stack is the guest's own root.
     if crate::vm::guest::identity().is_some_and(|id| id.stack == name) {
         let facts = probe_host().await?;
-        return Ok(Session { name: name.to_string(), facts, suite: name.to_string(), place: Place::Host });
+        return Ok(Session { name: name.to_string(), facts, suite: suite.to_string(), place: Place::Host });
     }
-    let suite = debian::Suite::find(name)
-        .with_context(|| format!("unknown stack `{name}` (known: {})", known_stacks().join(", ")))?;
     let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
     let lock =
         lock(&dir.join("lock")).with_context(|| format!("the {name} stack is in use by another criu-matrix run"))?;
-    let rootfs =
-        events.timed(name, "provision stack rootfs", async { debian::ensure_rootfs(cache, suite).await }).await?;
+    let rootfs = events
+        .timed(name, "provision stack rootfs", async {
+            match variant {
+                Some(v) => variant::ensure_rootfs(cache, v, events).await,
+                None => debian::ensure_rootfs(cache, debian::Suite::find(suite).expect("found above")).await,
+            }
+        })
+        .await?;
     let holder = namespace::enter(name, &rootfs, &dir.join("storage"), &dir.join("holder.json")).await?;
     // Containers an earlier, killed run left in this stack's storage.
     namespace::remove_containers(&holder.entry());
@@ -116,7 +141,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     Ok(Session {
         name: name.to_string(),
         facts,
-        suite: name.to_string(),
+        suite: suite.to_string(),
         place: Place::Namespace { holder, _lock: lock },
     })
 }

@@ -1,0 +1,101 @@
+//! The committed scenarios' `expect:` clauses, checked against the facts of cells that cannot
+//! run on this machine yet (a VM with systemd on cgroup v2, a crun before 1.21): which clause
+//! applies where. No containers.
+
+use criu_matrix::scenario::{load_all, CellFacts, ExpectedOutcome, FailStep, Scenario};
+use rstest::rstest;
+use std::path::Path;
+
+/// A cell as a clause sees it, written out by hand.
+struct Cell {
+    runtime: &'static str,
+    version: &'static str,
+    cgroup: &'static str,
+    manager: &'static str,
+}
+
+impl CellFacts for Cell {
+    fn axis(&self, name: &str) -> Option<String> {
+        Some(
+            match name {
+                "engine" => "podman",
+                "runtime" => self.runtime,
+                "cgroup" => self.cgroup,
+                "cgroup_manager" => self.manager,
+                _ => return None,
+            }
+            .to_string(),
+        )
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        (tool == self.runtime).then(|| criu_matrix::version::parse_lenient(self.version)).flatten()
+    }
+}
+
+fn scenario(id: &str) -> Scenario {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let all = load_all(&root.join("scenarios"), &root.join("images")).expect("the committed scenarios are valid");
+    all.into_iter().find(|s| s.id == id).expect("the scenario exists")
+}
+
+#[rstest]
+#[case::crun_1_8_systemd_v2(
+    "crun",
+    "1.8.1",
+    "v2",
+    "systemd",
+    Some("Unseizable non-zombie 4242 found, state S, err -1/10")
+)]
+#[case::crun_1_20_systemd_v2(
+    "crun",
+    "1.20",
+    "v2",
+    "systemd",
+    Some("Unseizable non-zombie 7 found, state S, err -1/10")
+)]
+#[case::crun_1_21_systemd_v2("crun", "1.21", "v2", "systemd", None)]
+#[case::crun_1_8_cgroupfs_v2("crun", "1.8.1", "v2", "cgroupfs", None)]
+#[case::crun_1_8_systemd_v1("crun", "1.8.1", "v1", "systemd", None)]
+#[case::runc_1_1_15_systemd_v2(
+    "runc",
+    "1.1.15",
+    "v2",
+    "systemd",
+    Some(
+        "Error (criu/seize.c:1043): Neither a cgroupv1 (freezer.state) or cgroupv2 (cgroup.freeze) control file found."
+    )
+)]
+#[case::runc_1_1_15_cgroupfs_v1("runc", "1.1.15", "v1", "cgroupfs", None)]
+#[case::runc_1_3_6_systemd_v2("runc", "1.3.6", "v2", "systemd", None)]
+fn the_export_flow_fails_at_the_second_checkpoint_only_where_the_facts_say(
+    #[case] runtime: &'static str,
+    #[case] version: &'static str,
+    #[case] cgroup: &'static str,
+    #[case] manager: &'static str,
+    #[case] log_line: Option<&str>,
+) {
+    let e = scenario("java-daemon-double-checkpoint").expectation_for(&Cell { runtime, version, cgroup, manager });
+    match log_line {
+        None => assert_eq!(e.outcome, ExpectedOutcome::Passes),
+        Some(line) => {
+            assert_eq!((e.outcome, e.round, e.step), (ExpectedOutcome::Fails, Some(2), Some(FailStep::Checkpoint)));
+            assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{:?} !~ {line}", e.signature);
+        }
+    }
+}
+
+#[rstest]
+#[case::crun_1_8_systemd_v2("crun", "1.8.1", "v2", "systemd", ExpectedOutcome::Fails)]
+#[case::crun_1_28_systemd_v2("crun", "1.28", "v2", "systemd", ExpectedOutcome::Passes)]
+#[case::runc_1_1_15_systemd_v2("runc", "1.1.15", "v2", "systemd", ExpectedOutcome::Passes)]
+fn the_in_place_flow_has_only_the_crun_clause(
+    #[case] runtime: &'static str,
+    #[case] version: &'static str,
+    #[case] cgroup: &'static str,
+    #[case] manager: &'static str,
+    #[case] outcome: ExpectedOutcome,
+) {
+    let e =
+        scenario("java-daemon-double-checkpoint-in-place").expectation_for(&Cell { runtime, version, cgroup, manager });
+    assert_eq!(e.outcome, outcome);
+}
