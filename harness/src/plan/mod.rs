@@ -100,8 +100,9 @@ impl Filter {
             && on(&self.runtimes, &key.runtime)
             && on(&self.stacks, &key.stack)
             && on(&self.kernels, &key.kernel)
-            && on(&self.cgroups, &key.cgroup)
-            && on(&self.inits, &key.init)
+            // How a VM boots is chosen per cell; a host-kernel cell has the host's cgroups and
+            // init, so these two narrow the VM cells only (`--kernel` drops the host ones).
+            && (!key.in_vm() || on(&self.cgroups, &key.cgroup) && on(&self.inits, &key.init))
             && self.name.as_ref().is_none_or(|n| key.name().contains(n.as_str()))
     }
 }
@@ -210,6 +211,20 @@ mod tests {
         assert!(vm.iter().all(|c| c.key.accel == accel));
         assert!(cells.iter().any(|c| c.name() == format!("a::podman::crun::sid::bookworm::v1::systemd::{accel}")));
         assert!(cells.iter().filter(|c| !c.key.in_vm()).all(|c| c.key.init == "host" && c.key.accel == "native"));
+    }
+
+    #[test]
+    fn cgroup_and_init_filters_narrow_vm_cells_and_keep_host_cells() {
+        let mut m = matrix();
+        m.kernels = vec!["host".into(), "bookworm".into()];
+        m.cgroups = vec!["v1".into(), "v2".into()];
+        m.inits = vec!["plain".into(), "systemd".into()];
+        let filter = Filter { cgroups: vec!["v2".into()], inits: vec!["plain".into()], ..Filter::default() };
+        let cells = expand(&m, &[scenario("a")], &filter).unwrap();
+        // per stack and runtime: the host cell and bookworm's v2/plain cell
+        assert_eq!(cells.len(), 2 * 2 * 2);
+        assert!(cells.iter().filter(|c| c.key.in_vm()).all(|c| c.key.cgroup == "v2" && c.key.init == "plain"));
+        assert_eq!(cells.iter().filter(|c| !c.key.in_vm()).count(), 4);
     }
 
     #[test]
