@@ -31,9 +31,12 @@ pub async fn ensure(cache: &Cache, name: &str) -> anyhow::Result<(Kernel, bool)>
     anyhow::ensure!(KERNELS.contains(&name), "unknown kernel `{name}` (known: host, {})", KERNELS.join(", "));
     let dir = cache.root.join("kernels").join(name);
     let marker = dir.join("kernel.json");
+    let root = dir.join("root");
+    // The marker's paths are located again under this cache's `root`, so a cache that was moved
+    // or copied (`cp -al`) keeps its kernels.
     if let Ok(text) = std::fs::read_to_string(&marker) {
-        if let Ok(kernel) = serde_json::from_str::<Kernel>(&text) {
-            if kernel.vmlinuz.is_file() {
+        if let Ok(cached) = serde_json::from_str::<Kernel>(&text) {
+            if let Ok(kernel) = locate(name, &root, &cached.package_version) {
                 return Ok((kernel, true));
             }
         }
@@ -42,7 +45,6 @@ pub async fn ensure(cache: &Cache, name: &str) -> anyhow::Result<(Kernel, bool)>
     let packages = apt.packages_of(name).await?;
     let download = tempfile::tempdir_in(&cache.root)?;
     apt.download(&packages, name, download.path()).await?;
-    let root = dir.join("root");
     debian::remove_tree(&root)?;
     std::fs::create_dir_all(&root)?;
     for deb in std::fs::read_dir(download.path())? {
