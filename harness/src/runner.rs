@@ -300,6 +300,7 @@ impl Runner {
             stack_rootfs: stack_dir.join("rootfs"),
             stack_storage: stack_dir.join("storage"),
             log_dir,
+            work_limit: cell.scenario.work_limit(),
         };
         match crate::vm::run_cell(&vm_cell).await {
             Err(e) => fail(&mut record, "vm", format!("{e:#}")),

@@ -101,3 +101,46 @@ fn the_in_place_flow_passes_where_the_export_flow_fails(
         scenario("java-daemon-double-checkpoint-in-place").expectation_for(&Cell { runtime, version, cgroup, manager });
     assert_eq!(e.outcome, ExpectedOutcome::Passes);
 }
+
+/// A cell as the VNC desktop's clauses see it: CRIU's and the kernel's versions.
+struct CriuCell {
+    criu: &'static str,
+    linux: &'static str,
+}
+
+impl CellFacts for CriuCell {
+    fn axis(&self, name: &str) -> Option<String> {
+        (name == "engine").then(|| "podman".to_string())
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        match tool {
+            "criu" => criu_matrix::version::parse_lenient(self.criu),
+            "linux" => criu_matrix::version::parse_lenient(self.linux),
+            _ => None,
+        }
+    }
+}
+
+/// Failure case 4 (criu#2459): CRIU before 4.1 stops at the first pidfd, with the mode of an
+/// anonymous inode (6.1) or of pidfs (6.9+); 4.1.x on 6.16+ stops earlier, at the VNC server's
+/// TCP socket (criu#2705); 4.1 on older kernels and 4.2 pass.
+#[rstest]
+#[case::bookworm_in_its_vm("3.17.1", "6.1.0-44-cloud-amd64", Some("Error (criu/files.c:517): Can't dump file 11 of that type [600] (anon anon_inode:[pidfd])"))]
+#[case::old_criu_on_pidfs("4.0", "6.12.73", Some("Can't dump file 9 of that type [700] (anon anon_inode:[pidfd])"))]
+#[case::trixie_on_6_18("4.1.1", "6.18.44-fc-v657", Some("Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported"))]
+#[case::trixie_in_its_vm("4.1.1", "6.12.73+deb13-cloud-amd64", None)]
+#[case::sid_on_6_18("4.2.1", "6.18.44-fc-v657", None)]
+fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(
+    #[case] criu: &'static str,
+    #[case] linux: &'static str,
+    #[case] log_line: Option<&str>,
+) {
+    let e = scenario("vnc-xfce-pidfd").expectation_for(&CriuCell { criu, linux });
+    match log_line {
+        None => assert_eq!(e.outcome, ExpectedOutcome::Passes),
+        Some(line) => {
+            assert_eq!((e.outcome, e.round, e.step), (ExpectedOutcome::Fails, Some(1), Some(FailStep::Checkpoint)));
+            assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{:?} !~ {line}", e.signature);
+        }
+    }
+}

@@ -2,15 +2,18 @@
 //! checkpoint -> restore -> verify. Every step has a time limit; whatever the cell created is
 //! removed when it ends, however it ends.
 
+pub mod pidfds;
 pub mod placement;
+mod rfb;
 mod surroundings;
 mod verify;
+mod vnc;
 
 use crate::cleanup;
 use crate::engine::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::events::{Event, Events};
 use crate::record::RoundRecord;
-use crate::scenario::{FailStep, Scenario, VerifyStep};
+use crate::scenario::{FailStep, PrecheckStep, Scenario, VerifyStep};
 use crate::stack::Session;
 use crate::verdict::{Failure, Outcome};
 use std::path::Path;
@@ -126,17 +129,35 @@ async fn run_rounds<E: Engine>(
     if let Err(message) = probe.wait_ready(&name, &s.ready.file, s.ready.timeout).await {
         return Ok(Outcome::Error { step: "ready".into(), message });
     }
+    if let Err(message) = precheck(&probe, &name, s, rounds).await {
+        let _ = std::fs::write(spec.log_dir.join("precheck.txt"), &message);
+        return Ok(Outcome::Error { step: "precheck".into(), message });
+    }
     let counter = s.verify.iter().find_map(|v| match v {
         VerifyStep::Counter(path) => Some(path.as_str()),
         _ => None,
     });
     let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established };
+    let watch_pidfds = s.precheck.iter().any(|p| matches!(p, PrecheckStep::PidfdHolders(_)));
     for round in 1..=s.rounds {
-        let mut record = RoundRecord { round, ..RoundRecord::default() };
+        // A precheck began round 1's record with what it found.
+        let begun = rounds.last().is_some_and(|r| r.round == round);
+        let mut record = if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
         if let Some(path) = counter {
             spec.transcript
                 .push_equivalent("the counter before the checkpoint", &engine.read_file_command(&name, path));
             record.counter_before = probe.counter(&name, path).await.ok();
+        }
+        if watch_pidfds && round > 1 {
+            record.pidfds = probe.pidfds(&name).await.unwrap_or_default();
+        }
+        for step in &s.verify {
+            if let VerifyStep::Running(names) = step {
+                let before = probe.pids_named(&name, &names.value).await.unwrap_or_default();
+                for (comm, pids) in before {
+                    record.running.entry(comm).or_default().before = pids;
+                }
+            }
         }
         let archive = format!("/tmp/{name}.tar.gz");
         let mode =
@@ -144,6 +165,9 @@ async fn run_rounds<E: Engine>(
 
         let dumped = engine.checkpoint(&name, mode, criu, s.timeouts.checkpoint).await?;
         record.checkpoint_seconds = Some(dumped.output.seconds);
+        if s.checkpoint.export {
+            record.checkpoint_bytes = std::fs::metadata(session.host_path(&archive)).ok().map(|m| m.len());
+        }
         record.checkpoint_stats = dumped.stats.clone();
         events.emit(Event::Step { name: spec.name, round, step: "checkpoint", seconds: dumped.output.seconds });
         if !dumped.output.success() {
@@ -187,7 +211,9 @@ async fn run_rounds<E: Engine>(
             );
         }
         let cgroup = &session.facts.cgroup;
-        let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, s.timeouts.verify).await;
+        let limit = s.timeouts.verify;
+        let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, spec.log_dir, limit).await;
+        keep_final_screenshot(spec.log_dir, &record);
         rounds.push(record);
         if let Err(message) = verified {
             let _ = std::fs::write(spec.log_dir.join(format!("round{round}-verify.txt")), &message);
@@ -195,6 +221,54 @@ async fn run_rounds<E: Engine>(
         }
     }
     Ok(Outcome::Passed { rounds: s.rounds })
+}
+
+/// The checks before the first checkpoint. What they find is recorded with round 1 (pushed on
+/// `rounds`), also when they fail: a cell without what its case needs is an `error`.
+async fn precheck<E: Engine>(
+    probe: &Probe<'_, E>,
+    name: &str,
+    s: &Scenario,
+    rounds: &mut Vec<RoundRecord>,
+) -> Result<(), String> {
+    let mut record = RoundRecord { round: 1, ..RoundRecord::default() };
+    let mut result = Ok(());
+    for step in &s.precheck {
+        match step {
+            PrecheckStep::PidfdHolders(count) => {
+                // A desktop is still starting helpers when it is ready: wait for them, bounded.
+                let started = std::time::Instant::now();
+                loop {
+                    record.pidfds = probe.pidfds(name).await?;
+                    if record.pidfds.len() >= count.at_least as usize {
+                        break;
+                    }
+                    if started.elapsed() > s.timeouts.verify {
+                        result = Err(format!(
+                            "the container's processes hold {} pidfds, fewer than the {} this case needs \
+                             (waited {:.0}s): nothing here exercises CRIU's pidfd support",
+                            record.pidfds.len(),
+                            count.at_least,
+                            s.timeouts.verify.as_secs_f64()
+                        ));
+                        break;
+                    }
+                    tokio::time::sleep(POLL * 10).await;
+                }
+            }
+        }
+    }
+    if !s.precheck.is_empty() {
+        rounds.push(record);
+    }
+    result
+}
+
+/// The screenshot of the last round that took one is also `screenshot-final.png`.
+fn keep_final_screenshot(log_dir: &Path, record: &RoundRecord) {
+    if let Some(file) = record.vnc.as_ref().and_then(|v| v.screenshot.as_ref()) {
+        let _ = std::fs::copy(log_dir.join(file), log_dir.join("screenshot-final.png"));
+    }
 }
 
 /// A failed checkpoint or restore: keep its stderr and CRIU log as files and as evidence.

@@ -4,9 +4,11 @@
 
 use super::POLL;
 use crate::engine::Engine;
-use crate::record::RoundRecord;
-use crate::scenario::{ExecCheck, VerifyStep};
+use crate::record::{RoundRecord, RunningSeen, VncSeen};
+use crate::scenario::{ExecCheck, VerifyStep, VncCheck};
 use crate::stack::{Output, Session};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct Probe<'a, E: Engine> {
@@ -87,6 +89,78 @@ impl<'a, E: Engine> Probe<'a, E> {
             .filter(|p| std::fs::read_link(proc_root.join(format!("{p}/ns/pid"))).is_ok_and(|l| l == ns))
             .collect())
     }
+
+    /// The pidfds the container's processes hold now.
+    pub(super) async fn pidfds(&self, name: &str) -> Result<Vec<super::pidfds::PidfdHolder>, String> {
+        let pids = self.processes(name).await?;
+        Ok(super::pidfds::scan(&self.session.host_path("/proc"), &pids))
+    }
+
+    /// The PIDs inside the container of its processes named `names` (by `/proc/PID/comm`).
+    pub(super) async fn pids_named(&self, name: &str, names: &[String]) -> Result<BTreeMap<String, Vec<u32>>, String> {
+        let proc_root = self.session.host_path("/proc");
+        let mut found: BTreeMap<String, Vec<u32>> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        for pid in self.processes(name).await? {
+            let Some(comm) = super::pidfds::comm(&proc_root, pid) else { continue };
+            if let (Some(pids), Some(inner)) = (found.get_mut(&comm), super::pidfds::innermost_pid(&proc_root, pid)) {
+                pids.push(inner);
+            }
+        }
+        found.values_mut().for_each(|p| p.sort_unstable());
+        Ok(found)
+    }
+
+    /// Connects to the container's VNC server as a viewer; keeps the picture in `log_dir`.
+    async fn vnc(
+        &self,
+        name: &str,
+        check: &VncCheck,
+        round: u32,
+        log_dir: &Path,
+        limit: Duration,
+    ) -> Result<VncSeen, String> {
+        let pid = self.pid(name).await?;
+        let netns = self.session.host_path(&format!("/proc/{pid}/ns/net"));
+        let started = Instant::now();
+        let fb = super::vnc::capture_in_netns(&netns, check.port(), check.password.clone(), limit).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let screenshot = if check.screenshot {
+            let file = format!("screenshot-round{round}.png");
+            fb.write_png(&log_dir.join(&file)).map_err(|e| format!("failed to write {file}: {e:#}"))?;
+            Some(file)
+        } else {
+            None
+        };
+        Ok(VncSeen {
+            protocol: format!("{} {}", fb.version, fb.security),
+            desktop: fb.name.clone(),
+            width: fb.width,
+            height: fb.height,
+            distinct_colors: fb.distinct_colors(),
+            screenshot,
+            seconds,
+        })
+    }
+}
+
+/// Each named process still runs after the restore with a PID it had before the checkpoint
+/// (CRIU restores PIDs inside the container's namespace): restored, not started again.
+pub fn running_continued(seen: &BTreeMap<String, RunningSeen>) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (comm, RunningSeen { before, after }) in seen {
+        if before.is_empty() {
+            problems.push(format!("{comm} was not running before the checkpoint"));
+        } else if after.is_empty() {
+            problems.push(format!("{comm} (pid {before:?} before the checkpoint) is gone after the restore"));
+        } else if !before.iter().any(|p| after.contains(p)) {
+            problems.push(format!("{comm} runs as pid {after:?}, not {before:?} as before the checkpoint: started again"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// A check command held: it exited 0 and its standard output matches `wanted` (validated when
@@ -117,6 +191,7 @@ pub async fn after_restore<E: Engine>(
     steps: &[VerifyStep],
     record: &mut RoundRecord,
     cgroup_version: &str,
+    log_dir: &Path,
     limit: Duration,
 ) -> Result<(), String> {
     for step in steps {
@@ -143,6 +218,25 @@ pub async fn after_restore<E: Engine>(
                 if outside && spec.enforce {
                     return Err(description);
                 }
+            }
+            VerifyStep::Vnc(check) => {
+                let seen = probe.vnc(name, check, record.round, log_dir, limit).await?;
+                let colors = seen.distinct_colors;
+                record.vnc = Some(seen);
+                if colors < check.min_colors as usize {
+                    return Err(format!(
+                        "the VNC framebuffer after the restore has {colors} distinct colors, fewer than {}: \
+                         no desktop is drawn",
+                        check.min_colors
+                    ));
+                }
+            }
+            VerifyStep::Running(names) => {
+                let now = probe.pids_named(name, &names.value).await?;
+                for (comm, pids) in now {
+                    record.running.entry(comm).or_default().after = pids;
+                }
+                running_continued(&record.running)?;
             }
         }
     }
@@ -212,6 +306,27 @@ mod tests {
         assert_eq!(result.is_ok(), holds, "{result:?}");
         if let Err(message) = result {
             assert!(message.contains("podman exec c dbus-send"), "{message}");
+        }
+    }
+
+    fn seen(before: &[u32], after: &[u32]) -> RunningSeen {
+        RunningSeen { before: before.to_vec(), after: after.to_vec() }
+    }
+
+    #[rstest]
+    #[case::restored(seen(&[41], &[41]), None)]
+    #[case::one_of_several_kept(seen(&[40, 41], &[41, 77]), None)]
+    #[case::gone(seen(&[41], &[]), Some("is gone after the restore"))]
+    #[case::started_again(seen(&[41], &[12]), Some("started again"))]
+    #[case::never_ran(seen(&[], &[12]), Some("was not running before the checkpoint"))]
+    fn named_processes_must_keep_their_pids(#[case] s: RunningSeen, #[case] problem: Option<&str>) {
+        let result = running_continued(&BTreeMap::from([("ibus-daemon".to_string(), s)]));
+        match problem {
+            None => assert_eq!(result, Ok(())),
+            Some(text) => {
+                let message = result.unwrap_err();
+                assert!(message.starts_with("ibus-daemon") && message.contains(text), "{message}");
+            }
         }
     }
 

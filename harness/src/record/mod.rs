@@ -64,6 +64,41 @@ pub struct RoundRecord {
     /// Where each process of the container was after the restore (a `cgroup_placement` step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_placement: Option<crate::execute::placement::Placement>,
+    /// The pidfds the container's processes held right before the checkpoint (a scenario with a
+    /// `pidfd_holders` precheck): holder, fd, target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pidfds: Vec<crate::execute::pidfds::PidfdHolder>,
+    /// The size of the exported checkpoint archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
+    /// What a viewer saw after the restore (a `vnc` step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnc: Option<VncSeen>,
+    /// The PIDs (inside the container) of each process a `running` step names, before the
+    /// checkpoint and after the restore.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub running: BTreeMap<String, RunningSeen>,
+}
+
+/// A VNC session after a restore: the handshake and the picture.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VncSeen {
+    /// `3.8 vnc-auth`: the protocol version and security type agreed.
+    pub protocol: String,
+    pub desktop: String,
+    pub width: u16,
+    pub height: u16,
+    pub distinct_colors: usize,
+    /// The PNG in the cell's log directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningSeen {
+    pub before: Vec<u32>,
+    pub after: Vec<u32>,
 }
 
 impl CellRecord {

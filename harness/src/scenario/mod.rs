@@ -5,8 +5,8 @@ mod parse;
 pub mod surroundings;
 
 pub use model::{
-    duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PlacementSpec, ProcessCount,
-    ReadySpec, RunSpec, Timeouts, VerifyStep,
+    duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PidfdCount, PlacementSpec,
+    PrecheckStep, ProcessCount, ReadySpec, RunSpec, Timeouts, VerifyStep, VncCheck,
 };
 pub use parse::{load_all, parse_scenario, ScenarioError};
 pub use surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
@@ -25,6 +25,7 @@ pub struct Scenario {
     pub ready: ReadySpec,
     pub rounds: u32,
     pub checkpoint: CheckpointSpec,
+    pub precheck: Vec<PrecheckStep>,
     pub verify: Vec<VerifyStep>,
     pub timeouts: Timeouts,
     pub expect: Vec<Expectation>,
@@ -75,6 +76,14 @@ pub struct Conditions {
 }
 
 impl Scenario {
+    /// The longest a cell of this scenario may take if every step ran to its limit: start,
+    /// readiness, the precheck, and each round's checkpoint, restore and verification.
+    pub fn work_limit(&self) -> std::time::Duration {
+        let t = &self.timeouts;
+        let precheck = if self.precheck.is_empty() { std::time::Duration::ZERO } else { t.verify };
+        t.start + self.ready.timeout + precheck + (t.checkpoint + t.restore + t.verify) * self.rounds
+    }
+
     /// The first clause whose conditions hold for this cell, or "passes".
     pub fn expectation_for(&self, facts: &dyn CellFacts) -> Expectation {
         self.expect.iter().find(|clause| clause.when.hold_for(facts)).cloned().unwrap_or_else(Expectation::passes)

@@ -25,6 +25,10 @@ pub struct ScenarioFile {
     pub rounds: u32,
     #[serde(default)]
     pub checkpoint: CheckpointSpec,
+    /// Checks before the first checkpoint that the case needs to mean anything (e.g. a pidfd is
+    /// held); one that does not hold makes the cell an `error`, never a result about CRIU.
+    #[serde(default)]
+    pub precheck: Vec<PrecheckStep>,
     #[serde(default)]
     pub verify: Vec<VerifyStep>,
     /// Per-step time limits; each has a default.
@@ -109,6 +113,57 @@ pub enum VerifyStep {
     /// Where each process of the container is in the cgroup tree: recorded with the round, and
     /// (unless `enforce: false`) every process must be inside the container's cgroup.
     CgroupPlacement(PlacementSpec),
+    /// Connect to the container's VNC server as a viewer does (RFB handshake, one full
+    /// framebuffer update), keep the picture, and require a drawn desktop.
+    Vnc(VncCheck),
+    /// Processes (by command name) that must still run after a restore, with the PIDs they had
+    /// inside the container before the checkpoint: restored, not started again.
+    Running(Spanned<Vec<String>>),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VncCheck {
+    /// The X display: the server listens on TCP port 5900 + display in the container.
+    pub display: u16,
+    /// The VNC password, when the server asks for VNC authentication.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Keep the framebuffer as `screenshot-roundN.png` (and `screenshot-final.png`) in the cell's logs.
+    #[serde(default = "screenshot_by_default")]
+    pub screenshot: bool,
+    /// The fewest distinct colors the picture must have: a bare or black screen has one or two.
+    #[serde(default = "default_min_colors")]
+    pub min_colors: u32,
+}
+
+fn screenshot_by_default() -> bool {
+    true
+}
+
+fn default_min_colors() -> u32 {
+    16
+}
+
+impl VncCheck {
+    pub fn port(&self) -> u16 {
+        5900 + self.display
+    }
+}
+
+/// A check before the first checkpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum PrecheckStep {
+    /// At least this many pidfds held by the container's processes (waited for, up to the
+    /// verify timeout); every one found is recorded with its holder and target.
+    PidfdHolders(PidfdCount),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PidfdCount {
+    pub at_least: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

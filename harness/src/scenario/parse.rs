@@ -135,6 +135,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         ready: raw.ready,
         rounds: raw.rounds,
         checkpoint: raw.checkpoint,
+        precheck: raw.precheck,
         verify: raw.verify,
         timeouts: raw.timeouts,
         expect,
@@ -146,13 +147,29 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
 }
 
 fn check_verify_step(file: &Path, step: &VerifyStep) -> Result<(), ScenarioError> {
-    if let VerifyStep::Exec(check) = step {
-        if check.args.value.is_empty() {
-            return Err(ScenarioError::at(file, &check.args, "expected a command to run in the container"));
+    match step {
+        VerifyStep::Exec(check) => {
+            if check.args.value.is_empty() {
+                return Err(ScenarioError::at(file, &check.args, "expected a command to run in the container"));
+            }
+            if let Some(output) = &check.output {
+                compile(file, output, "output")?;
+            }
         }
-        if let Some(output) = &check.output {
-            compile(file, output, "output")?;
+        VerifyStep::Running(names) => {
+            if names.value.is_empty() {
+                return Err(ScenarioError::at(file, names, "expected the command names of processes that must run"));
+            }
+            // The kernel keeps 15 bytes of a command name (`/proc/PID/comm`): a longer one never matches.
+            if let Some(long) = names.value.iter().find(|n| n.is_empty() || n.len() > 15) {
+                return Err(ScenarioError::at(
+                    file,
+                    names,
+                    format!("expected command names of 1 to 15 bytes as /proc/PID/comm has them, got `{long}`"),
+                ));
+            }
         }
+        _ => {}
     }
     Ok(())
 }
@@ -251,6 +268,19 @@ expect:
     }
 
     #[test]
+    fn prechecks_and_desktop_checks_parse() {
+        let text = GOOD.replace("rounds: 2", "rounds: 2\nprecheck:\n  - pidfd_holders: { at_least: 2 }").replace(
+            "  - processes: { at_least: 1 }",
+            "  - vnc: { display: 1, password: secret }\n  - running: [ibus-daemon, xfwm4]",
+        );
+        let s = parse(&text).unwrap();
+        assert!(matches!(&s.precheck[..], [crate::scenario::PrecheckStep::PidfdHolders(c)] if c.at_least == 2));
+        let VerifyStep::Vnc(vnc) = &s.verify[1] else { panic!("{:?}", s.verify) };
+        assert_eq!((vnc.port(), vnc.password.as_deref(), vnc.screenshot, vnc.min_colors), (5901, Some("secret"), true, 16));
+        assert!(matches!(&s.verify[2], VerifyStep::Running(n) if n.value == ["ibus-daemon", "xfwm4"]));
+    }
+
+    #[test]
     fn a_complete_scenario_parses() {
         let s = parse(GOOD).unwrap();
         assert_eq!(s.id, "demo");
@@ -270,6 +300,10 @@ expect:
     #[case::bad_range(GOOD.replace("'<1.21'", "'before 1.21'"), 11, "version range")]
     #[case::bad_duration(GOOD.replace("30s", "30 parsecs"), 5, "duration")]
     #[case::fails_without_signature(GOOD.replace("    signature: 'Unseizable non-zombie \\d+ found'\n", ""), 12, "signature")]
+    #[case::unknown_precheck(GOOD.replace("rounds: 2", "rounds: 2\nprecheck:\n  - pidfds: { at_least: 1 }"), 8, "pidfds")]
+    #[case::precheck_typo(GOOD.replace("rounds: 2", "rounds: 2\nprecheck:\n  - pidfd_holders: { atleast: 1 }"), 8, "atleast")]
+    #[case::vnc_typo(GOOD.replace("  - processes: { at_least: 1 }", "  - vnc: { display: 1, screenshots: true }"), 9, "screenshots")]
+    #[case::long_comm(GOOD.replace("  - processes: { at_least: 1 }", "  - running: [xfce4-terminal-long]"), 9, "15 bytes")]
     fn malformed_files_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
         let err = parse(&text).expect_err("must be rejected");
         assert_eq!(err.line, line, "{err}");

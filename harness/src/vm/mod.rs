@@ -35,6 +35,8 @@ pub struct VmCell<'a> {
     pub stack_storage: PathBuf,
     /// The host's directory for this cell's logs.
     pub log_dir: &'a Path,
+    /// The longest the cell's own steps may take (its scenario's limits added up).
+    pub work_limit: Duration,
 }
 
 /// What came back from the VM.
@@ -51,6 +53,15 @@ pub struct VmRun {
 fn limit(var: &str, default_secs: u64) -> Duration {
     let secs = std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default_secs);
     Duration::from_secs(secs)
+}
+
+/// How long a VM may run in all: `CRIU_MATRIX_VM_TIMEOUT` when set; else 1800 s, or the boot
+/// limit plus the cell's own step limits when those add up to more (a desktop under TCG).
+fn total_limit(work: Duration) -> Duration {
+    if std::env::var_os("CRIU_MATRIX_VM_TIMEOUT").is_some() {
+        return limit("CRIU_MATRIX_VM_TIMEOUT", 1800);
+    }
+    Duration::from_secs(1800).max(limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300) + work)
 }
 
 /// A kernel and a stack made ready to boot: tools, kernel, and the cached disks.
@@ -103,6 +114,7 @@ impl Machine {
 
     /// Boots once with a work disk made by `stage` (which fills the directory it is given, with a
     /// `guest.sh` for the init to run) and follows the console into `console`.
+    #[allow(clippy::too_many_arguments)] // one boot's inputs, each used once
     async fn boot(
         &self,
         name: &str,
@@ -111,6 +123,7 @@ impl Machine {
         stage: impl FnOnce(&Path) -> anyhow::Result<()>,
         console: &Path,
         events: &Events,
+        total: Duration,
     ) -> anyhow::Result<Booted> {
         let run_dir = self.vm_dir.join("runs").join(format!("{}-{}", std::process::id(), sanitize(name)));
         crate::stack::debian::remove_tree(&run_dir)?;
@@ -123,7 +136,7 @@ impl Machine {
         disk::make_work_disk(&self.tools, &staging, &work_disk).await?;
         crate::stack::debian::remove_tree(&staging)?;
         let argv = self.qemu_argv(cgroup, init, &accel::decide().name, &work_disk)?;
-        let boot = boot(&self.tools, &argv, console, events, name).await?;
+        let boot = boot(&self.tools, &argv, console, events, name, total).await?;
         Ok(Booted { boot, work_disk, run_dir, argv, _remove: remove })
     }
 
@@ -152,7 +165,15 @@ pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
             .await?;
     let console_path = cell.log_dir.join("console.log");
     let booted = machine
-        .boot(cell.name, &key.cgroup, &key.init, |dir| stage_work(cell, dir), &console_path, cell.events)
+        .boot(
+            cell.name,
+            &key.cgroup,
+            &key.init,
+            |dir| stage_work(cell, dir),
+            &console_path,
+            cell.events,
+            total_limit(cell.work_limit),
+        )
         .await?;
     let facts = machine.facts(&booted, machine.tools.qemu_version().await);
     let boot = &booted.boot;
@@ -185,7 +206,7 @@ pub async fn probe_boot(machine: &Machine, name: &str, console: &Path, events: &
                   echo \"probe: $(criu --version | head -n 1)\"\n\
                   echo \"probe: criu check: $(criu check 2>&1 | tail -n 1)\"\n";
     let stage = |dir: &Path| -> anyhow::Result<()> { Ok(std::fs::write(dir.join("guest.sh"), script)?) };
-    let booted = machine.boot(name, "v2", "plain", stage, console, events).await?;
+    let booted = machine.boot(name, "v2", "plain", stage, console, events, total_limit(Duration::ZERO)).await?;
     let guest_said = std::fs::read_to_string(console)
         .unwrap_or_default()
         .lines()
@@ -335,9 +356,9 @@ async fn boot(
     console: &Path,
     events: &Events,
     name: &str,
+    total_limit: Duration,
 ) -> anyhow::Result<Boot> {
     let ready_limit = limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300);
-    let total_limit = limit("CRIU_MATRIX_VM_TIMEOUT", 1800);
     let started = Instant::now();
     let mut child =
         tools.command(argv).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("failed to start qemu")?;
