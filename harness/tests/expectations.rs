@@ -102,40 +102,64 @@ fn the_in_place_flow_passes_where_the_export_flow_fails(
     assert_eq!(e.outcome, ExpectedOutcome::Passes);
 }
 
-/// A cell as the VNC desktop's clauses see it: CRIU's and the kernel's versions.
-struct CriuCell {
+/// A cell as the VNC desktop's clauses see it: runtime, CRIU's and the kernel's versions.
+struct DesktopCell {
+    runtime: &'static str,
+    runtime_version: &'static str,
     criu: &'static str,
     linux: &'static str,
 }
 
-impl CellFacts for CriuCell {
+impl CellFacts for DesktopCell {
     fn axis(&self, name: &str) -> Option<String> {
-        (name == "engine").then(|| "podman".to_string())
-    }
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
-        match tool {
-            "criu" => criu_matrix::version::parse_lenient(self.criu),
-            "linux" => criu_matrix::version::parse_lenient(self.linux),
+        match name {
+            "engine" => Some("podman".to_string()),
+            "runtime" => Some(self.runtime.to_string()),
             _ => None,
         }
     }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        let version = match tool {
+            "criu" => self.criu,
+            "linux" => self.linux,
+            t if t == self.runtime => self.runtime_version,
+            _ => return None,
+        };
+        criu_matrix::version::parse_lenient(version)
+    }
+}
+
+const PIDFD_6_1: &str = "Error (criu/files-ext.c:94): Can't dump file 11 of that type [600] (anon anon_inode:[pidfd])";
+const PIDFD_PIDFS: &str = "Can't dump file 9 of that type [700] (anon anon_inode:[pidfd])";
+const TCP_6_16: &str = "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported";
+const INOTIFY: &str = "(10.661234) Error (criu/fsnotify.c:284): fsnotify: \tCan't dump that handle";
+
+fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static str, linux: &'static str) -> DesktopCell {
+    DesktopCell { runtime, runtime_version, criu, linux }
 }
 
 /// Failure case 4 (criu#2459): CRIU before 4.1 stops at the first pidfd, with the mode of an
 /// anonymous inode (6.1) or of pidfs (6.9+); 4.1.x on 6.16+ stops earlier, at the VNC server's
-/// TCP socket (criu#2705); 4.1 on older kernels and 4.2 pass.
+/// TCP socket (criu#2705); 4.1+ elsewhere dumps the pidfds and stops at ibus-daemon's inotify
+/// watch (criu#2734), unless the irmap hint reaches it (runc, crun >= 1.26).
 #[rstest]
-#[case::bookworm_in_its_vm("3.17.1", "6.1.0-44-cloud-amd64", Some("Error (criu/files.c:517): Can't dump file 11 of that type [600] (anon anon_inode:[pidfd])"))]
-#[case::old_criu_on_pidfs("4.0", "6.12.73", Some("Can't dump file 9 of that type [700] (anon anon_inode:[pidfd])"))]
-#[case::trixie_on_6_18("4.1.1", "6.18.44-fc-v657", Some("Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported"))]
-#[case::trixie_in_its_vm("4.1.1", "6.12.73+deb13-cloud-amd64", None)]
-#[case::sid_on_6_18("4.2.1", "6.18.44-fc-v657", None)]
+#[case::bookworm_in_its_vm("vnc-xfce-pidfd", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
+#[case::old_criu_on_pidfs("vnc-xfce-pidfd", desktop("runc", "1.1.15", "4.0", "6.12.73"), Some(PIDFD_PIDFS))]
+#[case::trixie_on_6_18("vnc-xfce-pidfd", desktop("crun", "1.21", "4.1.1", "6.18.44-fc-v657"), Some(TCP_6_16))]
+#[case::trixie_in_6_1("vnc-xfce-pidfd", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), Some(INOTIFY))]
+#[case::sid_on_6_18("vnc-xfce-pidfd", desktop("crun", "1.28", "4.2.1", "6.18.44-fc-v657"), Some(INOTIFY))]
+#[case::hint_bookworm("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
+#[case::hint_trixie_on_6_18("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.18.44"), Some(TCP_6_16))]
+#[case::hint_unread_by_crun_1_21("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.21", "4.1.1", "6.1.0-50-cloud-amd64"), Some(INOTIFY))]
+#[case::hint_trixie_runc_in_6_1("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), None)]
+#[case::hint_sid_crun("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.28", "4.2.1", "6.18.44-fc-v657"), None)]
+#[case::hint_sid_runc("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.3.6", "4.2.1", "6.18.44-fc-v657"), None)]
 fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(
-    #[case] criu: &'static str,
-    #[case] linux: &'static str,
+    #[case] id: &str,
+    #[case] cell: DesktopCell,
     #[case] log_line: Option<&str>,
 ) {
-    let e = scenario("vnc-xfce-pidfd").expectation_for(&CriuCell { criu, linux });
+    let e = scenario(id).expectation_for(&cell);
     match log_line {
         None => assert_eq!(e.outcome, ExpectedOutcome::Passes),
         Some(line) => {
