@@ -133,6 +133,7 @@ const PIDFD_6_1: &str = "Error (criu/files-ext.c:94): Can't dump file 11 of that
 const PIDFD_PIDFS: &str = "Can't dump file 9 of that type [700] (anon anon_inode:[pidfd])";
 const TCP_6_16: &str = "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported";
 const INOTIFY: &str = "(10.661234) Error (criu/fsnotify.c:284): fsnotify: \tCan't dump that handle";
+const SETNS: &str = "(04.757609)    116: Error (criu/namespaces.c:258): Can't setns 7/mnt: Invalid argument";
 
 fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static str, linux: &'static str) -> DesktopCell {
     DesktopCell { runtime, runtime_version, criu, linux }
@@ -141,7 +142,8 @@ fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static 
 /// Failure case 4 (criu#2459): CRIU before 4.1 stops at the first pidfd, with the mode of an
 /// anonymous inode (6.1) or of pidfs (6.9+); 4.1.x on 6.16+ stops earlier, at the VNC server's
 /// TCP socket (criu#2705); 4.1+ elsewhere dumps the pidfds and stops at ibus-daemon's inotify
-/// watch (criu#2734), unless the irmap hint reaches it (runc, crun >= 1.26).
+/// watch (criu#2734), unless the irmap hint reaches it (runc, crun >= 1.26); then 4.1 restores
+/// fail on a unix socket (criu#2687) and 4.2 passes.
 #[rstest]
 #[case::bookworm_in_its_vm("vnc-xfce-pidfd", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
 #[case::old_criu_on_pidfs("vnc-xfce-pidfd", desktop("runc", "1.1.15", "4.0", "6.12.73"), Some(PIDFD_PIDFS))]
@@ -151,7 +153,7 @@ fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static 
 #[case::hint_bookworm("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
 #[case::hint_trixie_on_6_18("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.18.44"), Some(TCP_6_16))]
 #[case::hint_unread_by_crun_1_21("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.21", "4.1.1", "6.1.0-50-cloud-amd64"), Some(INOTIFY))]
-#[case::hint_trixie_runc_in_6_1("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), None)]
+#[case::hint_trixie_runc_in_6_1("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), Some(SETNS))]
 #[case::hint_sid_crun("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.28", "4.2.1", "6.18.44-fc-v657"), None)]
 #[case::hint_sid_runc("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.3.6", "4.2.1", "6.18.44-fc-v657"), None)]
 fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(
@@ -163,7 +165,8 @@ fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(
     match log_line {
         None => assert_eq!(e.outcome, ExpectedOutcome::Passes),
         Some(line) => {
-            assert_eq!((e.outcome, e.round, e.step), (ExpectedOutcome::Fails, Some(1), Some(FailStep::Checkpoint)));
+            let step = if line == SETNS { FailStep::Restore } else { FailStep::Checkpoint };
+            assert_eq!((e.outcome, e.round, e.step), (ExpectedOutcome::Fails, Some(1), Some(step)));
             assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{:?} !~ {line}", e.signature);
         }
     }
