@@ -135,7 +135,12 @@ const TCP_6_16: &str = "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt:
 const INOTIFY: &str = "(10.661234) Error (criu/fsnotify.c:284): fsnotify: \tCan't dump that handle";
 const SETNS: &str = "(04.757609)    116: Error (criu/namespaces.c:258): Can't setns 7/mnt: Invalid argument";
 
-fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static str, linux: &'static str) -> DesktopCell {
+fn desktop(
+    runtime: &'static str,
+    runtime_version: &'static str,
+    criu: &'static str,
+    linux: &'static str,
+) -> DesktopCell {
     DesktopCell { runtime, runtime_version, criu, linux }
 }
 
@@ -145,15 +150,31 @@ fn desktop(runtime: &'static str, runtime_version: &'static str, criu: &'static 
 /// watch (criu#2734), unless the irmap hint reaches it (runc, crun >= 1.26); then 4.1 restores
 /// fail on a unix socket (criu#2687) and 4.2 passes.
 #[rstest]
-#[case::bookworm_in_its_vm("vnc-xfce-pidfd", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
+#[case::bookworm_in_its_vm(
+    "vnc-xfce-pidfd",
+    desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"),
+    Some(PIDFD_6_1)
+)]
 #[case::old_criu_on_pidfs("vnc-xfce-pidfd", desktop("runc", "1.1.15", "4.0", "6.12.73"), Some(PIDFD_PIDFS))]
 #[case::trixie_on_6_18("vnc-xfce-pidfd", desktop("crun", "1.21", "4.1.1", "6.18.44-fc-v657"), Some(TCP_6_16))]
 #[case::trixie_in_6_1("vnc-xfce-pidfd", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), Some(INOTIFY))]
 #[case::sid_on_6_18("vnc-xfce-pidfd", desktop("crun", "1.28", "4.2.1", "6.18.44-fc-v657"), Some(INOTIFY))]
-#[case::hint_bookworm("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"), Some(PIDFD_6_1))]
+#[case::hint_bookworm(
+    "vnc-xfce-pidfd-irmap-hint",
+    desktop("runc", "1.1.5", "3.17.1", "6.1.0-50-cloud-amd64"),
+    Some(PIDFD_6_1)
+)]
 #[case::hint_trixie_on_6_18("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.18.44"), Some(TCP_6_16))]
-#[case::hint_unread_by_crun_1_21("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.21", "4.1.1", "6.1.0-50-cloud-amd64"), Some(INOTIFY))]
-#[case::hint_trixie_runc_in_6_1("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"), Some(SETNS))]
+#[case::hint_unread_by_crun_1_21(
+    "vnc-xfce-pidfd-irmap-hint",
+    desktop("crun", "1.21", "4.1.1", "6.1.0-50-cloud-amd64"),
+    Some(INOTIFY)
+)]
+#[case::hint_trixie_runc_in_6_1(
+    "vnc-xfce-pidfd-irmap-hint",
+    desktop("runc", "1.1.15", "4.1.1", "6.1.0-50-cloud-amd64"),
+    Some(SETNS)
+)]
 #[case::hint_sid_crun("vnc-xfce-pidfd-irmap-hint", desktop("crun", "1.28", "4.2.1", "6.18.44-fc-v657"), None)]
 #[case::hint_sid_runc("vnc-xfce-pidfd-irmap-hint", desktop("runc", "1.3.6", "4.2.1", "6.18.44-fc-v657"), None)]
 fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(

@@ -142,7 +142,8 @@ async fn run_rounds<E: Engine>(
     for round in 1..=s.rounds {
         // A precheck began round 1's record with what it found.
         let begun = rounds.last().is_some_and(|r| r.round == round);
-        let mut record = if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
+        let mut record =
+            if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
         if let Some(path) = counter {
             spec.transcript
                 .push_equivalent("the counter before the checkpoint", &engine.read_file_command(&name, path));

@@ -72,7 +72,8 @@ const O_EXCL_AS_PIDFD_THREAD: u32 = libc::O_EXCL as u32;
 pub fn parse_fdinfo(text: &str) -> Option<PidfdInfo> {
     let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).map(str::trim));
     let pid = field("Pid:")?.parse().ok()?;
-    let ns_pids = field("NSpid:").map(|v| v.split_whitespace().filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
+    let ns_pids =
+        field("NSpid:").map(|v| v.split_whitespace().filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
     let flags = field("flags:").and_then(|f| u32::from_str_radix(f, 8).ok()).unwrap_or(0);
     Some(PidfdInfo { pid, ns_pids, flags })
 }
@@ -102,8 +103,7 @@ pub fn scan(proc_root: &Path, pids: &[u32]) -> Vec<PidfdHolder> {
             .collect();
         found.sort_by_key(|(fd, _)| *fd);
         for (fd, info) in found {
-            let target_comm =
-                u32::try_from(info.pid).ok().filter(|p| *p > 0).and_then(|p| comm(proc_root, p));
+            let target_comm = u32::try_from(info.pid).ok().filter(|p| *p > 0).and_then(|p| comm(proc_root, p));
             holders.push(PidfdHolder {
                 pid,
                 ns_pid: innermost_pid(proc_root, pid),

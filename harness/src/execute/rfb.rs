@@ -255,7 +255,8 @@ fn read_rectangle<S: Read>(stream: &mut S, fb: &mut Framebuffer) -> Result<usize
     if encoding != ENCODING_RAW {
         return Err(RfbError::UnexpectedEncoding(encoding));
     }
-    let inside = u32::from(x) + u32::from(w) <= u32::from(fb.width) && u32::from(y) + u32::from(h) <= u32::from(fb.height);
+    let inside =
+        u32::from(x) + u32::from(w) <= u32::from(fb.width) && u32::from(y) + u32::from(h) <= u32::from(fb.height);
     if !inside {
         return Err(RfbError::OutOfBounds { x, y, w, h, width: fb.width, height: fb.height });
     }
@@ -385,11 +386,11 @@ mod tests {
         let pixels = [0x00ff0000, 0x0000ff00, 0x000000ff, 0x00123456];
         let script = vec![
             (0, b"RFB 003.008\n".to_vec()),
-            (12, vec![2, 16, 2]),                 // after the client's version: types Tight, VNC auth
-            (1, challenge),                       // after the chosen type
-            (16, 0u32.to_be_bytes().to_vec()),    // after the response: OK
+            (12, vec![2, 16, 2]),              // after the client's version: types Tight, VNC auth
+            (1, challenge),                    // after the chosen type
+            (16, 0u32.to_be_bytes().to_vec()), // after the response: OK
             (1, server_init(2, 2, "root's X desktop (c:1)")), // after ClientInit
-            (AFTER_INIT, vec![2]),                // a Bell first, which must be skipped
+            (AFTER_INIT, vec![2]),             // a Bell first, which must be skipped
             (0, raw_update(0, 0, 2, 2, &pixels)),
         ];
         let Exchange { client, server_read } = exchange(script, Some("criumtrx"));
@@ -432,12 +433,7 @@ mod tests {
         let mut failed = 1u32.to_be_bytes().to_vec();
         failed.extend_from_slice(&(14u32).to_be_bytes());
         failed.extend_from_slice(b"Wrong password");
-        let script = vec![
-            (0, b"RFB 003.008\n".to_vec()),
-            (12, vec![1, 2]),
-            (1, vec![7; 16]),
-            (16, failed),
-        ];
+        let script = vec![(0, b"RFB 003.008\n".to_vec()), (12, vec![1, 2]), (1, vec![7; 16]), (16, failed)];
         let err = exchange(script, Some("nope")).client.unwrap_err();
         assert!(matches!(&err, RfbError::AuthFailed(r) if r == "Wrong password"), "{err}");
 

@@ -153,7 +153,8 @@ pub fn running_continued(seen: &BTreeMap<String, RunningSeen>) -> Result<(), Str
         } else if after.is_empty() {
             problems.push(format!("{comm} (pid {before:?} before the checkpoint) is gone after the restore"));
         } else if !before.iter().any(|p| after.contains(p)) {
-            problems.push(format!("{comm} runs as pid {after:?}, not {before:?} as before the checkpoint: started again"));
+            problems
+                .push(format!("{comm} runs as pid {after:?}, not {before:?} as before the checkpoint: started again"));
         }
     }
     if problems.is_empty() {

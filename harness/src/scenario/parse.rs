@@ -276,7 +276,10 @@ expect:
         let s = parse(&text).unwrap();
         assert!(matches!(&s.precheck[..], [crate::scenario::PrecheckStep::PidfdHolders(c)] if c.at_least == 2));
         let VerifyStep::Vnc(vnc) = &s.verify[1] else { panic!("{:?}", s.verify) };
-        assert_eq!((vnc.port(), vnc.password.as_deref(), vnc.screenshot, vnc.min_colors), (5901, Some("secret"), true, 16));
+        assert_eq!(
+            (vnc.port(), vnc.password.as_deref(), vnc.screenshot, vnc.min_colors),
+            (5901, Some("secret"), true, 16)
+        );
         assert!(matches!(&s.verify[2], VerifyStep::Running(n) if n.value == ["ibus-daemon", "xfwm4"]));
     }
 
