@@ -133,7 +133,8 @@ const PIDFD_6_1: &str = "Error (criu/files-ext.c:94): Can't dump file 11 of that
 const PIDFD_PIDFS: &str = "Can't dump file 9 of that type [700] (anon anon_inode:[pidfd])";
 const TCP_6_16: &str = "Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported";
 const INOTIFY: &str = "(10.661234) Error (criu/fsnotify.c:284): fsnotify: \tCan't dump that handle";
-const LO_DOWN: &str = "failed to connect to the VNC server at 127.0.0.1:5901 in the container: Network is unreachable (os error 101)";
+const LO_DOWN: &str =
+    "failed to connect to the VNC server at 127.0.0.1:5901 in the container: Network is unreachable (os error 101)";
 const SETNS: &str = "(04.757609)    116: Error (criu/namespaces.c:258): Can't setns 7/mnt: Invalid argument";
 
 fn desktop(

@@ -129,6 +129,9 @@ async fn run_rounds<E: Engine>(
     if let Err(message) = probe.wait_ready(&name, &s.ready.file, s.ready.timeout).await {
         return Ok(Outcome::Error { step: "ready".into(), message });
     }
+    if !s.precheck.is_empty() {
+        spec.transcript.push_equivalent("which processes of the container hold pidfds", &pidfds_command(engine, &name));
+    }
     if let Err(message) = precheck(&probe, &name, s, rounds).await {
         let _ = std::fs::write(spec.log_dir.join("precheck.txt"), &message);
         return Ok(Outcome::Error { step: "precheck".into(), message });
@@ -211,6 +214,17 @@ async fn run_rounds<E: Engine>(
                 &engine.process_cgroups_command(&name),
             );
         }
+        for step in &s.verify {
+            if let VerifyStep::Vnc(vnc) = step {
+                let viewer = format!(
+                    "nsenter --net=/proc/{}/ns/net vncviewer 127.0.0.1::{}  # password: {}",
+                    host_pid_command(engine, &name),
+                    vnc.port(),
+                    vnc.password.as_deref().unwrap_or("(none)")
+                );
+                spec.transcript.push_equivalent("look at the desktop with a VNC viewer", &viewer);
+            }
+        }
         let cgroup = &session.facts.cgroup;
         let limit = s.timeouts.verify;
         let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, spec.log_dir, limit).await;
@@ -263,6 +277,23 @@ async fn precheck<E: Engine>(
         rounds.push(record);
     }
     result
+}
+
+/// The container's first process as the host sees it, as a shell substitution (both engines
+/// have `inspect --format '{{.State.Pid}}'`).
+fn host_pid_command<E: Engine>(engine: &E, name: &str) -> String {
+    format!("$({} inspect --format '{{{{.State.Pid}}}}' {name})", engine.name())
+}
+
+/// The shell equivalent of the `pidfd_holders` scan: every fd of the container's processes
+/// whose link is a pidfd, with the `Pid:` line of its fdinfo.
+fn pidfds_command<E: Engine>(engine: &E, name: &str) -> String {
+    format!(
+        "ns=$(readlink /proc/{}/ns/pid); for p in /proc/[0-9]*; do [ \"$(readlink $p/ns/pid)\" = \"$ns\" ] || continue; \
+         for fd in $p/fd/*; do [ \"$(readlink $fd)\" = 'anon_inode:[pidfd]' ] && \
+         echo \"$(cat $p/comm) ${{p#/proc/}} fd ${{fd##*/}} -> $(grep ^Pid: $p/fdinfo/${{fd##*/}})\"; done; done",
+        host_pid_command(engine, name)
+    )
 }
 
 /// The screenshot of the last round that took one is also `screenshot-final.png`.
