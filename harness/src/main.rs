@@ -39,6 +39,14 @@ enum Command {
         #[arg(long)]
         markdown: Option<std::path::PathBuf>,
     },
+    /// Write a run's records as the baseline `results/baselines/NAME.jsonl` that `compare NAME` reads.
+    Baseline {
+        /// A run directory (default: results/runs/latest).
+        run: Option<String>,
+        /// The baseline's name, e.g. `default` for the default matrix.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
     /// Join the records of several runs (the shards of a matrix) into one new run, with every report.
     Merge {
         /// Run directories, in order.
@@ -298,10 +306,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compare { base, run, markdown } => {
             let base = baseline_path(&project, &base)?;
             let run = run_path(&project, run.as_deref())?;
-            let comparison = criu_matrix::compare::compare(
-                &criu_matrix::compare::load(&base)?,
-                &criu_matrix::compare::load(&run)?,
-            );
+            let comparison =
+                criu_matrix::compare::compare(&criu_matrix::compare::load(&base)?, &criu_matrix::compare::load(&run)?);
             println!("{} -> {}", base.display(), run.display());
             print!("{}", comparison.text());
             if let Some(path) = markdown {
@@ -309,6 +315,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
             }
             Ok(if comparison.regressions() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Baseline { run, name } => {
+            let run = run_path(&project, run.as_deref())?;
+            let records = criu_matrix::compare::load(&run)?;
+            let dir = project.results().join("baselines");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{name}.jsonl"));
+            std::fs::write(&path, criu_matrix::compare::baseline(&records))?;
+            println!("{} records of {} -> {}", records.len(), run.display(), path.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Merge { runs } => {
             let runs: Vec<std::path::PathBuf> =
@@ -333,7 +349,13 @@ fn run_path(project: &Project, run: Option<&str>) -> anyhow::Result<std::path::P
         .into_iter()
         .find(|p| p.join("cells.jsonl").is_file() || p.is_file())
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .ok_or_else(|| anyhow::anyhow!("failed to find the run `{}` (no cells.jsonl there or under {})", run.unwrap_or("latest"), runs.display()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "failed to find the run `{}` (no cells.jsonl there or under {})",
+                run.unwrap_or("latest"),
+                runs.display()
+            )
+        })
 }
 
 /// A baseline: a path, or a name in results/baselines/ (`default` is `default.jsonl`).
@@ -350,7 +372,12 @@ async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<ExitCode
     let records = criu_matrix::record::read_cells(&run)?;
     criu_matrix::report::write(&run, &records)?;
     let page = run.join("matrix.html");
-    println!("{} cells; wrote matrix.md, matrix.json, junit.xml and {} ({} bytes)", records.len(), page.display(), std::fs::metadata(&page)?.len());
+    println!(
+        "{} cells; wrote matrix.md, matrix.json, junit.xml and {} ({} bytes)",
+        records.len(),
+        page.display(),
+        std::fs::metadata(&page)?.len()
+    );
     let Some(png) = &args.screenshot else { return Ok(ExitCode::SUCCESS) };
     let size = args
         .size
@@ -368,7 +395,8 @@ async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<ExitCode
     };
     let cache = Cache::from_env()?;
     let events = Events::new(vec![Arc::new(LineReporter)]);
-    let browser = events.timed("chromium", "chromium tools rootfs", criu_matrix::report::browser::ensure(&cache)).await?;
+    let browser =
+        events.timed("chromium", "chromium tools rootfs", criu_matrix::report::browser::ensure(&cache)).await?;
     println!("{}", browser.version().await?);
     let rendered = browser.render(&page, &format!("cell={cell}"), Some((png, size))).await?;
     let check = criu_matrix::report::browser::check_dom(&rendered.dom, &records, &cell);
@@ -379,9 +407,12 @@ async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: the page did not render as it should: {e}
+            eprintln!(
+                "error: the page did not render as it should: {e}
 chromium said:
-{}", rendered.log);
+{}",
+                rendered.log
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -412,14 +443,17 @@ async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Result<Ex
     if args.verify {
         let signature = match &args.signature {
             Some(s) => regex::Regex::new(s).map_err(|e| anyhow::anyhow!("--signature is not a valid regex: {e}"))?,
-            None => criu_matrix::bugreport::matched_clause(scenario, record)
-                .and_then(|c| c.signature.clone())
-                .ok_or_else(|| anyhow::anyhow!("the cell matched no expected signature: give one with --signature REGEX"))?,
+            None => {
+                criu_matrix::bugreport::matched_clause(scenario, record).and_then(|c| c.signature.clone()).ok_or_else(
+                    || anyhow::anyhow!("the cell matched no expected signature: give one with --signature REGEX"),
+                )?
+            }
         };
         let script = script.as_ref().ok_or_else(|| anyhow::anyhow!("the cell has no reproducer to verify"))?;
         let events = Events::new(vec![Arc::new(LineReporter)]);
         let cache = Cache::from_env()?;
-        let v = criu_matrix::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
+        let v =
+            criu_matrix::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
         let dir = run.join(record.logs.as_deref().unwrap_or("."));
         std::fs::write(dir.join("reproduce.verify.log"), &v.output)?;
         eprintln!("{}", v.summary());

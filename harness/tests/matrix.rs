@@ -100,7 +100,9 @@ fn main() {
     let recorded = runner.clone();
     trials.push(Trial::ignorable_test("baseline::default", move || {
         if !sequential {
-            return Ok(Completion::ignored_with("cells run in parallel: compare after they all finish (`criu-matrix compare default`)"));
+            return Ok(Completion::ignored_with(
+                "cells run in parallel: compare after they all finish (`criu-matrix compare default`)",
+            ));
         }
         let guard = recorded.lock().unwrap_or_else(|p| p.into_inner());
         let Some(runner) = guard.as_ref() else {

@@ -67,7 +67,8 @@ async fn renders_in_chromium(required: bool) -> Result<Completion, Failed> {
     // A PNG of the asked size, not an empty file.
     let shot = std::fs::read(&png).unwrap();
     assert_eq!(&shot[1..4], b"PNG", "{} is not a PNG", png.display());
-    let (w, h) = (u32::from_be_bytes(shot[16..20].try_into().unwrap()), u32::from_be_bytes(shot[20..24].try_into().unwrap()));
+    let (w, h) =
+        (u32::from_be_bytes(shot[16..20].try_into().unwrap()), u32::from_be_bytes(shot[20..24].try_into().unwrap()));
     assert_eq!((w, h), (1600, 1000), "screenshot size");
     eprintln!(
         "page {} ({} bytes): {found}; screenshot {} ({} bytes)",

@@ -66,6 +66,13 @@ fn version<'a>(record: &'a CellRecord, tool: &str) -> &'a str {
     record.versions.get(tool).map(String::as_str).unwrap_or("unknown")
 }
 
+/// A CRIU log line without its timestamp and source position, for a title:
+/// `(00.19) Error (criu/sockets.c:628): sockets: x` is `sockets: x`.
+fn log_message(line: &str) -> String {
+    let re = Regex::new(r"^\s*(?:\(\d+\.\d+\)\s*)?(?:Error \([^)]*\):\s*)?").expect("a valid regex");
+    re.replace(line.trim(), "").to_string()
+}
+
 /// The project a report goes to: the first known issue's, else CRIU when CRIU's log has the
 /// error, else the engine.
 fn project_for(record: &CellRecord, known: &[String]) -> String {
@@ -83,7 +90,12 @@ fn project_for(record: &CellRecord, known: &[String]) -> String {
 }
 
 /// The report, in Markdown. `verified` is what `--verify` found, when it ran.
-pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>, verified: Option<&verify::Verified>) -> String {
+pub fn render(
+    scenario: &Scenario,
+    record: &CellRecord,
+    reproducer: Option<&str>,
+    verified: Option<&verify::Verified>,
+) -> String {
     let clause = matched_clause(scenario, record);
     let known: Vec<String> = clause.and_then(|c| c.reason.as_deref()).map(references_in).unwrap_or_default();
     let mut related: Vec<String> = Vec::new();
@@ -97,7 +109,10 @@ pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>
     let runtime_version = version(record, &k.runtime);
     let headline = match &record.failure {
         Some(f) => {
-            let what = f.signature_matched.clone().unwrap_or_else(|| crate::verdict::one_line(&f.message));
+            let what = match &f.signature_matched {
+                Some(line) => log_message(line),
+                None => crate::verdict::one_line(&f.message),
+            };
             format!("{} {} fails: {what}", k.engine, f.step)
         }
         None => format!("{}: {}", scenario.summary, record.verdict),
@@ -130,7 +145,10 @@ pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>
         ("cgroup".to_string(), version(record, "cgroup").to_string()),
     ];
     if k.kernel != "host" {
-        rows.push(("kernel under test".to_string(), format!("Debian {}'s, in a VM ({}, {})", k.kernel, k.init, k.accel)));
+        rows.push((
+            "kernel under test".to_string(),
+            format!("Debian {}'s, in a VM ({}, {})", k.kernel, k.init, k.accel),
+        ));
     }
     for (tool, v) in &record.versions {
         let shown = ["kernel", "os", "criu", "cgroup", k.engine.as_str(), k.runtime.as_str()];
@@ -146,9 +164,9 @@ pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>
     match reproducer {
         Some(script) => {
             out.push_str(&format!(
-                "Only the plain `{}` CLI, in the order the harness ran it (times and exit codes as comments). \
-                 On a failed checkpoint or restore, {} names the CRIU log it kept (`Please check CRIU logfile ...`).\n\n",
-                k.engine, k.engine
+                "Only the plain `{}` CLI, in the order the harness ran it (its times and exit codes as comments); \
+                 after a failed checkpoint or restore the script prints CRIU's log of it.\n\n",
+                k.engine
             ));
             out.push_str(&format!("```sh\n{}\n```\n", script.trim_end()));
         }
@@ -160,7 +178,11 @@ pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>
 
     out.push_str("\n## Expected\n\n");
     let rounds = scenario.rounds;
-    let flow = if scenario.checkpoint.export { "checkpoint --export, restore --import into a new container" } else { "checkpoint and restore in place" };
+    let flow = if scenario.checkpoint.export {
+        "checkpoint --export, restore --import into a new container"
+    } else {
+        "checkpoint and restore in place"
+    };
     out.push_str(&format!(
         "Each of {rounds} round(s) ({flow}) succeeds, and the restored workload continues where it was \
          (its state is checked after every restore).\n"
@@ -168,7 +190,12 @@ pub fn render(scenario: &Scenario, record: &CellRecord, reproducer: Option<&str>
     out.push_str("\n## Actual\n\n");
     match &record.failure {
         Some(f) => {
-            out.push_str(&format!("Round {} of {rounds}, `{}`: {}\n", f.round, f.step, crate::verdict::one_line(&f.message)));
+            out.push_str(&format!(
+                "Round {} of {rounds}, the {} failed:\n\n```\n{}\n```\n",
+                f.round,
+                f.step,
+                f.message.trim_end()
+            ));
             if let Some(line) = &f.signature_matched {
                 out.push_str(&format!("\nThe known failure signature matched:\n\n```\n{line}\n```\n"));
             }
@@ -216,7 +243,10 @@ mod tests {
     #[test]
     fn references_are_found_in_reasons() {
         let text = "fails on every inet socket (criu#2705, checkpoint-restore/criu#2718); see crun#1679 and criu#2705";
-        assert_eq!(references_in(text), ["checkpoint-restore/criu#2705", "checkpoint-restore/criu#2718", "containers/crun#1679"]);
+        assert_eq!(
+            references_in(text),
+            ["checkpoint-restore/criu#2705", "checkpoint-restore/criu#2718", "containers/crun#1679"]
+        );
     }
 
     fn scenario() -> Scenario {
@@ -232,24 +262,44 @@ mod tests {
     #[test]
     fn a_report_has_title_versions_reproducer_and_links() {
         let mut record = crate::report::tests::record("tcp", "crun", "trixie", crate::verdict::Verdict::Reproduced);
-        for (k, v) in [("kernel", "6.18.0"), ("criu", "4.1.1"), ("crun", "1.21"), ("podman", "5.4.2"), ("os", "Debian GNU/Linux 13 (trixie)")] {
+        for (k, v) in [
+            ("kernel", "6.18.0"),
+            ("criu", "4.1.1"),
+            ("crun", "1.21"),
+            ("podman", "5.4.2"),
+            ("os", "Debian GNU/Linux 13 (trixie)"),
+        ] {
             record.versions.insert(k.into(), v.into());
         }
         record.failure = Some(crate::record::FailureRecord {
             round: 1,
             step: "checkpoint".into(),
             message: "`podman container checkpoint x` exited with 125: CRIU checkpointing failed -52".into(),
-            signature_matched: Some("(00.01) Error (criu/sockets.c:1): sockets: Can't get 1:16 opt: Operation not supported".into()),
-            excerpt: "line 1\n(00.01) Error (criu/sockets.c:1): sockets: Can't get 1:16 opt: Operation not supported".into(),
+            signature_matched: Some(
+                "(00.01) Error (criu/sockets.c:1): sockets: Can't get 1:16 opt: Operation not supported".into(),
+            ),
+            excerpt: "line 1\n(00.01) Error (criu/sockets.c:1): sockets: Can't get 1:16 opt: Operation not supported"
+                .into(),
         });
         let md = render(&scenario(), &record, Some("#!/bin/sh\npodman run x\n"), None);
-        assert!(md.starts_with("# podman checkpoint fails: (00.01) Error (criu/sockets.c:1): sockets: Can't get 1:16 opt"), "{md}");
+        assert!(
+            md.starts_with("# podman checkpoint fails: sockets: Can't get 1:16 opt: Operation not supported (crun"),
+            "{md}"
+        );
         assert!(md.contains("(crun 1.21, podman 5.4.2, CRIU 4.1.1, Linux 6.18.0)"), "{md}");
         assert!(md.contains("| distribution | Debian GNU/Linux 13 (trixie) (stack `trixie`) |"), "{md}");
         assert!(md.contains("```sh\n#!/bin/sh\npodman run x\n```"), "{md}");
-        assert!(md.contains("Round 1 of 2, `checkpoint`"), "{md}");
+        assert!(
+            md.contains("Round 1 of 2, the checkpoint failed:\n\n```\n`podman container checkpoint x` exited"),
+            "{md}"
+        );
         assert!(md.contains("- [checkpoint-restore/criu#2705](https://github.com/checkpoint-restore/criu/issues/2705): matches this signature"), "{md}");
-        assert!(md.contains("- [checkpoint-restore/criu#2718](https://github.com/checkpoint-restore/criu/issues/2718): related"), "{md}");
+        assert!(
+            md.contains(
+                "- [checkpoint-restore/criu#2718](https://github.com/checkpoint-restore/criu/issues/2718): related"
+            ),
+            "{md}"
+        );
         assert!(md.contains("_Filed for checkpoint-restore/criu"), "{md}");
     }
 }

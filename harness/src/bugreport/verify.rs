@@ -60,12 +60,13 @@ impl Verified {
     }
 }
 
-/// The CRIU logs an engine names in its messages, as paths inside the stack.
+/// The CRIU logs an engine names in its messages, as paths inside the stack: podman's
+/// `Please check CRIU logfile PATH`, runc's `log file: PATH` (inside a quoted message).
 pub fn named_criu_logs(output: &str) -> Vec<String> {
-    let re = Regex::new(r"CRIU logfile\s+(\S+\.log)").expect("a valid regex");
+    let re = Regex::new(r#"(/[^\s"'\\]+/(?:dump|restore)\.log)"#).expect("a valid regex");
     let mut logs: Vec<String> = Vec::new();
     for c in re.captures_iter(output) {
-        let path = c[1].trim_matches(|ch| ch == '"' || ch == '\'').to_string();
+        let path = c[1].to_string();
         if !logs.contains(&path) {
             logs.push(path);
         }
@@ -108,9 +109,7 @@ pub async fn run(
     let inner = format!("/tmp/criu-matrix-reproduce-{}.sh", std::process::id());
     let on_host = session.host_path(&inner);
     std::fs::write(&on_host, &text).with_context(|| format!("failed to write {}", on_host.display()))?;
-    let at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let out = exec::run(&session.entry(), &["sh".to_string(), inner.clone()], LIMIT, None).await;
     let _ = std::fs::remove_file(&on_host);
     let out = out?;
@@ -141,6 +140,8 @@ mod tests {
     fn criu_logs_named_by_podman_are_found() {
         let stderr = "Error: x: CRIU checkpointing failed -52.  Please check CRIU logfile /var/lib/containers/storage/overlay-containers/abc/userdata/dump.log: make sure the container has no open TCP\n";
         assert_eq!(named_criu_logs(stderr), ["/var/lib/containers/storage/overlay-containers/abc/userdata/dump.log"]);
+        let runc = r#"level=error msg="criu failed: type NOTIFY errno 0\nlog file: /var/lib/c/abc/userdata/dump.log""#;
+        assert_eq!(named_criu_logs(runc), ["/var/lib/c/abc/userdata/dump.log"]);
     }
 
     #[test]

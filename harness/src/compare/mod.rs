@@ -156,6 +156,24 @@ pub fn compare(base: &[CellRecord], run: &[CellRecord]) -> Comparison {
     Comparison { changes }
 }
 
+/// A run's records as a baseline to commit (`results/baselines/NAME.jsonl`): every record as it
+/// is, less the per-process cgroup listings of each round (evidence of that run, bulky, and not
+/// compared), and with no file of the run (logs, reproducers) named, as none is kept beside it.
+pub fn baseline(records: &[CellRecord]) -> String {
+    let mut out = String::new();
+    for r in records {
+        let mut r = r.clone();
+        r.logs = None;
+        r.reproducer = None;
+        for round in &mut r.rounds {
+            round.cgroup_placement = None;
+        }
+        out.push_str(&serde_json::to_string(&r).expect("records serialize"));
+        out.push('\n');
+    }
+    out
+}
+
 /// Reads records from a run directory (its `cells.jsonl`), or from a `.jsonl` file (a baseline).
 pub fn load(path: &Path) -> anyhow::Result<Vec<CellRecord>> {
     if path.is_dir() {
@@ -296,7 +314,12 @@ mod tests {
         assert_eq!(by_cell["b::podman::crun::trixie::host::v1::host"], Change::Gone);
         assert_eq!(cmp.regressions(), 1);
         let text = cmp.text();
-        assert!(text.contains("regression (new failure):\n  a::podman::crun::trixie::host::v1::host: pass -> fail: fail here"), "{text}");
+        assert!(
+            text.contains(
+                "regression (new failure):\n  a::podman::crun::trixie::host::v1::host: pass -> fail: fail here"
+            ),
+            "{text}"
+        );
         assert!(cmp.markdown().contains("## Against the baseline: 1 regression(s)"), "{}", cmp.markdown());
     }
 }

@@ -20,8 +20,7 @@ pub fn merge(results: &Path, inputs: &[PathBuf]) -> anyhow::Result<(RunDir, Vec<
                     crate::image::copy_dir(&from, &to)
                         .map_err(|e| anyhow::anyhow!("failed to copy {}: {e}", from.display()))?;
                     let moved = run.relative(&to);
-                    record.reproducer =
-                        record.reproducer.as_ref().map(|r| r.replacen(logs.as_str(), &moved, 1));
+                    record.reproducer = record.reproducer.as_ref().map(|r| r.replacen(logs.as_str(), &moved, 1));
                     record.logs = Some(moved);
                 }
             }

@@ -157,8 +157,7 @@ pub fn read_cells(run_dir: &Path) -> anyhow::Result<Vec<CellRecord>> {
 
 /// Reads records from a `cells.jsonl`-shaped file (a run's, or a committed baseline).
 pub fn read_cells_file(path: &Path) -> anyhow::Result<Vec<CellRecord>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", path.display()))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut records = Vec::new();
     for (i, line) in lines.iter().enumerate() {

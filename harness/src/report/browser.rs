@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use std::path::Path;
 use std::time::Duration;
 
-const PACKAGES: &[&str] = &["chromium", "fonts-dejavu-core"];
+// dbus-x11: debootstrap cannot resolve a virtual package in an alternative (dconf-service needs
+// `default-dbus-session-bus | dbus-session-bus`); dbus-x11 provides the second, without systemd.
+const PACKAGES: &[&str] = &["chromium", "fonts-dejavu-core", "dbus-x11"];
 const LIMIT: Duration = Duration::from_secs(180);
 
 pub struct Browser {
@@ -86,7 +88,11 @@ impl Browser {
         let dom = dom.checked().context("chromium --dump-dom failed")?.stdout;
         if let Some((png, (w, h))) = png {
             let rest = vec![format!("--window-size={w},{h}"), format!("--screenshot={inner}/shot.png"), url];
-            self.tools.run(&chromium("profile-shot", rest), LIMIT).await?.checked().context("chromium --screenshot failed")?;
+            self.tools
+                .run(&chromium("profile-shot", rest), LIMIT)
+                .await?
+                .checked()
+                .context("chromium --screenshot failed")?;
             std::fs::copy(scratch.path().join("shot.png"), png)
                 .with_context(|| format!("failed to keep the screenshot as {}", png.display()))?;
         }

@@ -118,7 +118,12 @@ mod tests {
     #[test]
     fn a_chart_has_a_line_per_series_and_a_point_per_round() {
         let series = vec![
-            Series { label: "checkpoint".into(), color: "#000".into(), dashed: false, points: vec![(1, 0.5), (2, 1.5)] },
+            Series {
+                label: "checkpoint".into(),
+                color: "#000".into(),
+                dashed: false,
+                points: vec![(1, 0.5), (2, 1.5)],
+            },
             Series { label: "restore <x>".into(), color: "#111".into(), dashed: true, points: vec![(1, 0.7)] },
         ];
         let svg = rounds_svg("t", &series).unwrap();

@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(header.len(), 5, "no VM cell, no init/accel row");
         assert_eq!(header[0].groups, vec![("podman".to_string(), 3)]);
         assert_eq!(header[1].groups, vec![("crun".to_string(), 2), ("runc".to_string(), 1)]);
-        assert_eq!(header[2].groups, vec![("trixie".to_string(), 1), ("sid".to_string(), 1), ("trixie".to_string(), 1)]);
+        assert_eq!(
+            header[2].groups,
+            vec![("trixie".to_string(), 1), ("sid".to_string(), 1), ("trixie".to_string(), 1)]
+        );
         assert!(page.contains(r#"class="cell v-pass""#), "{page}");
         assert!(page.contains(r#"class="cell v-fail""#));
         // The repeated sid cell shows its last verdict, marked flaky.

@@ -71,7 +71,10 @@ mod tests {
             record("b", "crun", "bookworm", Verdict::Skip),
         ];
         let xml = junit("run-1", &records).unwrap();
-        assert!(xml.contains(r#"<testsuites name="criu-matrix run-1" tests="5" skipped="1" failures="1" errors="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testsuites name="criu-matrix run-1" tests="5" skipped="1" failures="1" errors="1""#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"<testsuite name="a" tests="2" skipped="0" errors="0" failures="1""#), "{xml}");
         assert!(xml.contains(r#"<testcase name="a::podman::runc::trixie::host" classname="a""#), "{xml}");
         assert!(xml.contains("round 2 checkpoint"), "{xml}");

@@ -86,5 +86,4 @@ impl ToolRoot {
             timed_out,
         })
     }
-
 }
