@@ -217,7 +217,8 @@ impl Comparison {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (change, _) in self.totals() {
-            if change == Change::Unchanged {
+            // Counted in the totals only: a filtered or sharded run has most cells gone.
+            if matches!(change, Change::Unchanged | Change::Gone) {
                 continue;
             }
             out.push_str(&format!("{}:\n", change.describe()));
@@ -243,7 +244,8 @@ impl Comparison {
             if regressions == 0 { "no regression".to_string() } else { format!("{regressions} regression(s)") },
             self.totals_line()
         );
-        let shown: Vec<&CellChange> = self.changes.iter().filter(|c| c.change != Change::Unchanged).collect();
+        let shown: Vec<&CellChange> =
+            self.changes.iter().filter(|c| !matches!(c.change, Change::Unchanged | Change::Gone)).collect();
         if !shown.is_empty() {
             out.push_str("| change | cell | baseline | run | why |\n|---|---|---|---|---|\n");
             for c in shown {

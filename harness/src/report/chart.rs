@@ -13,7 +13,7 @@ pub struct Series {
 const WIDTH: f64 = 520.0;
 const HEIGHT: f64 = 220.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 12.0;
+const RIGHT: f64 = 28.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 30.0;
 
