@@ -29,7 +29,7 @@ enum Command {
     /// Write a run's reports again from its cells.jsonl: matrix.md, matrix.json, matrix.html, junit.xml.
     Report(ReportArgs),
     /// Classify each cell's change from BASE to RUN (regression, fixed, still failing, newly
-    /// skipped, flaky, new, gone...); exit 1 when anything regressed.
+    /// skipped, flaky, new, gone...); exit 1 when anything regressed, 2 when it cannot compare.
     Compare {
         /// A run directory, a cells.jsonl file, or the name of a baseline in results/baselines/.
         base: String,
@@ -304,10 +304,20 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Report(args) => report(&project, &args).await,
         Command::Compare { base, run, markdown } => {
-            let base = baseline_path(&project, &base)?;
-            let run = run_path(&project, run.as_deref())?;
-            let comparison =
-                criu_matrix::compare::compare(&criu_matrix::compare::load(&base)?, &criu_matrix::compare::load(&run)?);
+            // Exit 1 means "regressed": a comparison that cannot be made is 2.
+            let loaded = baseline_path(&project, &base).and_then(|base| {
+                let run = run_path(&project, run.as_deref())?;
+                let records = (criu_matrix::compare::load(&base)?, criu_matrix::compare::load(&run)?);
+                Ok((base, run, records))
+            });
+            let (base, run, (base_records, run_records)) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let comparison = criu_matrix::compare::compare(&base_records, &run_records);
             println!("{} -> {}", base.display(), run.display());
             print!("{}", comparison.text());
             if let Some(path) = markdown {

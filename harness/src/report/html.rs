@@ -150,10 +150,6 @@ fn header_rows(columns: &[Vec<String>]) -> Vec<HeaderRow> {
         .collect()
 }
 
-fn cell_id(name: &str) -> String {
-    name.to_string()
-}
-
 fn rounds_chart(title: &str, records: &[(&str, &CellRecord)]) -> Option<String> {
     let mut series = Vec::new();
     for (i, (label, r)) in records.iter().enumerate() {
@@ -242,7 +238,7 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
             .map(|col| {
                 let runs = by_cell.get(&(scenario.to_string(), col.clone()))?;
                 let last = *runs.last().expect("not empty");
-                let id = cell_id(&last.name);
+                let id = last.name.clone();
                 evidences.insert(id.clone(), evidence(run_dir, runs));
                 if last.rounds.iter().any(|x| x.checkpoint_seconds.is_some()) {
                     timed.push((col[..5].join("/"), last));
@@ -329,7 +325,9 @@ mod tests {
         assert!(!page.contains("</script><b>"), "unescaped markup in the page");
         assert!(page.contains("a: checkpoint and restore seconds per round"));
         assert_eq!(page.matches("<svg").count(), 1, "one scenario chart; cell charts live in the data");
-        assert!(!page.contains("http://") || !page.contains("src=\"http"), "nothing fetched");
+        for fetch in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
+            assert!(!page.contains(fetch), "the page would fetch something: {fetch}");
+        }
     }
 
     #[test]
