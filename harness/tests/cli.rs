@@ -1,4 +1,5 @@
-//! The command line on malformed input: located errors, exit code 2, nothing run. No containers.
+//! The command line without containers: malformed input (located errors, exit code 2, nothing
+//! run), and the commands that work on records (compare, merge) and plans (--shard).
 
 use std::path::Path;
 use std::process::Command;
@@ -69,8 +70,7 @@ fn compare_exits_1_on_a_regression_only() {
     let project = project_with("demo.yaml", VALID);
     let same = run_dir(project.path(), "same", &baseline());
     // One cell that passed in the baseline fails now: a regression; one that ran is skipped.
-    let mut changed: Vec<serde_json::Value> =
-        baseline().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut changed: Vec<serde_json::Value> = baseline().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let passed = changed.iter().position(|r| r["verdict"] == "pass").unwrap();
     changed[passed]["verdict"] = "fail".into();
     let reproduced = changed.iter().position(|r| r["verdict"] == "reproduced").unwrap();
@@ -115,7 +115,11 @@ fn merged_shards_are_one_run_with_every_report() {
         assert!(merged.join(report).is_file(), "{report}");
     }
     let out = criu_matrix(project.path(), &["compare", "shard-1", merged.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("30 unchanged, 50 new"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("30 unchanged, 50 new"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
