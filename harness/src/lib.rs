@@ -1,7 +1,9 @@
 //! criu-matrix: reproduces container checkpoint/restore failures across engines, runtimes,
 //! stacks and kernels. See ARCHITECTURE.md for the code map.
 
+pub mod bugreport;
 pub mod cleanup;
+pub mod compare;
 pub mod engine;
 pub mod events;
 pub mod execute;

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use criu_matrix::events::{Events, LineReporter, ProgressReporter, Reporter};
-use criu_matrix::plan::Filter;
+use criu_matrix::plan::{Filter, Shard};
 use criu_matrix::runner::{load_plan, PlanError, Project, Runner};
 use criu_matrix::stack::{self, Cache};
 use criu_matrix::verdict::Verdict;
@@ -26,6 +26,35 @@ enum Command {
     List(PlanArgs),
     /// Check every scenario and matrix file; exit 2 on the first malformed one.
     Validate,
+    /// Write a run's reports again from its cells.jsonl: matrix.md, matrix.json, matrix.html, junit.xml.
+    Report(ReportArgs),
+    /// Classify each cell's change from BASE to RUN (regression, fixed, still failing, newly
+    /// skipped, flaky, new, gone...); exit 1 when anything regressed, 2 when it cannot compare.
+    Compare {
+        /// A run directory, a cells.jsonl file, or the name of a baseline in results/baselines/.
+        base: String,
+        /// A run directory or cells.jsonl file (default: results/runs/latest).
+        run: Option<String>,
+        /// Also write the comparison as Markdown (for a CI job summary) to this file.
+        #[arg(long)]
+        markdown: Option<std::path::PathBuf>,
+    },
+    /// Write a run's records as the baseline `results/baselines/NAME.jsonl` that `compare NAME` reads.
+    Baseline {
+        /// A run directory (default: results/runs/latest).
+        run: Option<String>,
+        /// The baseline's name, e.g. `default` for the default matrix.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Join the records of several runs (the shards of a matrix) into one new run, with every report.
+    Merge {
+        /// Run directories, in order.
+        #[arg(required = true)]
+        runs: Vec<String>,
+    },
+    /// Write a Markdown bug report for one cell of a run, ready to paste into an upstream issue.
+    Bugreport(BugreportArgs),
     /// Open every stack (provisioning it if needed) and print what it is made of; boot every
     /// kernel of the kernel axis in a VM with the trixie stack and print whether it boots.
     Doctor {
@@ -61,15 +90,56 @@ struct PlanArgs {
     inits: Vec<String>,
     /// Only cells whose name contains this text, e.g. `::crun::trixie`.
     filter: Option<String>,
+    /// Only the I-th of N deterministic slices of the (filtered) plan, e.g. `2/3`.
+    #[arg(long, value_parser = Shard::parse, default_value = "1/1")]
+    shard: Shard,
 }
 
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     plan: PlanArgs,
+    /// Run each cell this many times in a row (repeats that disagree are flaky in `compare`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
     /// Plain lines instead of progress bars (the default when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A run directory (default: results/runs/latest).
+    run: Option<String>,
+    /// Load the page in headless Chromium (from a tools rootfs in the cache, provisioned on
+    /// first use), check it rendered, and save a screenshot here.
+    #[arg(long)]
+    screenshot: Option<std::path::PathBuf>,
+    /// The cell whose evidence is open in the screenshot (default: the first non-passing one).
+    #[arg(long)]
+    cell: Option<String>,
+    /// Screenshot size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1600x1000")]
+    size: String,
+}
+
+#[derive(Args)]
+struct BugreportArgs {
+    /// A cell name, or a part of one that names exactly one cell of the run.
+    cell: String,
+    /// The run directory (default: results/runs/latest).
+    #[arg(long)]
+    run: Option<String>,
+    /// Run the cell's reproducer in its stack first and check the failure signature appears;
+    /// exit 1 when it does not.
+    #[arg(long)]
+    verify: bool,
+    /// The regex to look for with --verify (default: the expected signature the cell matched).
+    #[arg(long)]
+    signature: Option<String>,
+    /// Write the report here (default: cells/<cell>/bugreport.md in the run, and stdout).
+    #[arg(long, short)]
+    output: Option<std::path::PathBuf>,
 }
 
 impl PlanArgs {
@@ -114,7 +184,7 @@ fn main() -> ExitCode {
 /// Plan, or print the scenario errors and say exit 2.
 fn plan_or_exit(project: &Project, args: &PlanArgs) -> Result<Vec<criu_matrix::plan::Cell>, ExitCode> {
     match load_plan(project, &args.matrix, &args.filter()) {
-        Ok(cells) => Ok(cells),
+        Ok(cells) => Ok(args.shard.select(cells)),
         Err(PlanError::Scenarios(errors)) => {
             for e in &errors {
                 eprintln!("error: {e}");
@@ -219,9 +289,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let events = Events::new(vec![reporter]);
             let mut runner = Runner::new(project, Cache::from_env()?, events.clone())?;
-            events.emit(criu_matrix::events::Event::RunPlanned { cells: cells.len() });
+            events.emit(criu_matrix::events::Event::RunPlanned { cells: cells.len() * args.repeat as usize });
             for cell in &cells {
-                runner.run_cell(cell).await;
+                for _ in 0..args.repeat {
+                    runner.run_cell(cell).await;
+                }
             }
             let (run, records) = runner.finish()?;
             println!("{}", std::fs::read_to_string(run.dir.join("matrix.md"))?);
@@ -230,7 +302,187 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 records.iter().filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Fixed | Verdict::Error)).count();
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Report(args) => report(&project, &args).await,
+        Command::Compare { base, run, markdown } => {
+            // Exit 1 means "regressed": a comparison that cannot be made is 2.
+            let loaded = baseline_path(&project, &base).and_then(|base| {
+                let run = run_path(&project, run.as_deref())?;
+                let records = (criu_matrix::compare::load(&base)?, criu_matrix::compare::load(&run)?);
+                Ok((base, run, records))
+            });
+            let (base, run, (base_records, run_records)) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let comparison = criu_matrix::compare::compare(&base_records, &run_records);
+            println!("{} -> {}", base.display(), run.display());
+            print!("{}", comparison.text());
+            if let Some(path) = markdown {
+                std::fs::write(&path, comparison.markdown())
+                    .map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
+            }
+            Ok(if comparison.regressions() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Baseline { run, name } => {
+            let run = run_path(&project, run.as_deref())?;
+            let records = criu_matrix::compare::load(&run)?;
+            let dir = project.results().join("baselines");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{name}.jsonl"));
+            std::fs::write(&path, criu_matrix::compare::baseline(&records))?;
+            println!("{} records of {} -> {}", records.len(), run.display(), path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { runs } => {
+            let runs: Vec<std::path::PathBuf> =
+                runs.iter().map(|r| run_path(&project, Some(r))).collect::<anyhow::Result<_>>()?;
+            let (run, records) = criu_matrix::record::merge::merge(&project.results(), &runs)?;
+            println!("{}", std::fs::read_to_string(run.dir.join("matrix.md"))?);
+            println!("merged {} records from {} runs: {}", records.len(), runs.len(), run.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bugreport(args) => bugreport(&project, &args).await,
     }
+}
+
+/// A run directory given on the command line: a path, a run id under results/runs/, or the latest run.
+fn run_path(project: &Project, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
+    let runs = project.results().join("runs");
+    let candidates = match run {
+        None => vec![runs.join("latest")],
+        Some(r) => vec![std::path::PathBuf::from(r), runs.join(r)],
+    };
+    candidates
+        .into_iter()
+        .find(|p| p.join("cells.jsonl").is_file() || p.is_file())
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "failed to find the run `{}` (no cells.jsonl there or under {})",
+                run.unwrap_or("latest"),
+                runs.display()
+            )
+        })
+}
+
+/// A baseline: a path, or a name in results/baselines/ (`default` is `default.jsonl`).
+fn baseline_path(project: &Project, base: &str) -> anyhow::Result<std::path::PathBuf> {
+    let named = project.results().join("baselines").join(format!("{base}.jsonl"));
+    if !std::path::Path::new(base).exists() && named.is_file() {
+        return Ok(named);
+    }
+    run_path(project, Some(base))
+}
+
+async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let run = run_path(project, args.run.as_deref())?;
+    let records = criu_matrix::record::read_cells(&run)?;
+    criu_matrix::report::write(&run, &records)?;
+    let page = run.join("matrix.html");
+    println!(
+        "{} cells; wrote matrix.md, matrix.json, junit.xml and {} ({} bytes)",
+        records.len(),
+        page.display(),
+        std::fs::metadata(&page)?.len()
+    );
+    let Some(png) = &args.screenshot else { return Ok(ExitCode::SUCCESS) };
+    let size = args
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--size must be WIDTHxHEIGHT, e.g. 1600x1000"))?;
+    let cell = match &args.cell {
+        Some(c) => c.clone(),
+        None => records
+            .iter()
+            .find(|r| r.verdict != Verdict::Pass && r.verdict != Verdict::Skip)
+            .or(records.first())
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+    };
+    let cache = Cache::from_env()?;
+    let events = Events::new(vec![Arc::new(LineReporter)]);
+    let browser =
+        events.timed("chromium", "chromium tools rootfs", criu_matrix::report::browser::ensure(&cache)).await?;
+    println!("{}", browser.version().await?);
+    let rendered = browser.render(&page, &format!("cell={cell}"), Some((png, size))).await?;
+    let check = criu_matrix::report::browser::check_dom(&rendered.dom, &records, &cell);
+    println!("screenshot: {} (evidence of {cell} open)", png.display());
+    match check {
+        Ok(summary) => {
+            println!("rendered: {summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: the page did not render as it should: {e}
+chromium said:
+{}",
+                rendered.log
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Result<ExitCode> {
+    let run = run_path(project, args.run.as_deref())?;
+    let records = criu_matrix::record::read_cells(&run)?;
+    let exact: Vec<&criu_matrix::record::CellRecord> = records.iter().filter(|r| r.name == args.cell).collect();
+    let matching: Vec<&criu_matrix::record::CellRecord> =
+        if exact.is_empty() { records.iter().filter(|r| r.name.contains(&args.cell)).collect() } else { exact };
+    let mut names: Vec<&str> = matching.iter().map(|r| r.name.as_str()).collect();
+    names.dedup();
+    let record = match names.len() {
+        0 => anyhow::bail!("no cell of {} matches `{}`", run.display(), args.cell),
+        1 => *matching.last().expect("one"),
+        _ => anyhow::bail!("`{}` matches {} cells; name one:\n  {}", args.cell, names.len(), names.join("\n  ")),
+    };
+    let scenarios = criu_matrix::scenario::load_all(&project.scenarios(), &project.images())
+        .map_err(|errors| anyhow::anyhow!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let scenario = scenarios
+        .iter()
+        .find(|s| s.id == record.key.scenario)
+        .ok_or_else(|| anyhow::anyhow!("no scenario `{}` in scenarios/", record.key.scenario))?;
+    let script = record.reproducer.as_ref().map(|p| run.join(p));
+    let reproducer = script.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+    let mut verified = None;
+    if args.verify {
+        let signature = match &args.signature {
+            Some(s) => regex::Regex::new(s).map_err(|e| anyhow::anyhow!("--signature is not a valid regex: {e}"))?,
+            None => {
+                criu_matrix::bugreport::matched_clause(scenario, record).and_then(|c| c.signature.clone()).ok_or_else(
+                    || anyhow::anyhow!("the cell matched no expected signature: give one with --signature REGEX"),
+                )?
+            }
+        };
+        let script = script.as_ref().ok_or_else(|| anyhow::anyhow!("the cell has no reproducer to verify"))?;
+        let events = Events::new(vec![Arc::new(LineReporter)]);
+        let cache = Cache::from_env()?;
+        let v =
+            criu_matrix::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
+        let dir = run.join(record.logs.as_deref().unwrap_or("."));
+        std::fs::write(dir.join("reproduce.verify.log"), &v.output)?;
+        eprintln!("{}", v.summary());
+        verified = Some(v);
+    }
+    let markdown = criu_matrix::bugreport::render(scenario, record, reproducer.as_deref(), verified.as_ref());
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => run.join(record.logs.as_deref().unwrap_or(".")).join("bugreport.md"),
+    };
+    std::fs::write(&path, &markdown).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
+    if args.output.is_none() {
+        println!("{markdown}");
+    }
+    eprintln!("bug report: {}", path.display());
+    Ok(match verified {
+        Some(v) if !v.reproduced() => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// Boots each kernel with the trixie stack and prints what the guest saw.

@@ -6,6 +6,11 @@
 //! ignored with their reason, unless `CRIU_MATRIX_REQUIRE` names one of their axis values, which
 //! turns the skip into a failure. Cells run one at a time unless `--test-threads` says otherwise:
 //! checkpoint timings on a 2-core runner mean nothing when cells compete.
+//!
+//! The last test, `baseline::default`, holds the cells this run recorded against the committed
+//! baseline (`results/baselines/default.jsonl`) and fails on a regression (a cell that passed or
+//! reproduced its bug there and fails now), printing every change. Cells the baseline does not
+//! have are new, not regressions, so new scenarios, engines and stacks never fail it.
 
 use criu_matrix::events::{Events, LineReporter};
 use criu_matrix::plan::{Filter, Required};
@@ -55,7 +60,7 @@ fn main() {
     let runtime = Arc::new(tokio::runtime::Runtime::new().expect("a tokio runtime"));
     // Made on the first cell that runs, so `--list` or a filter that runs nothing provisions nothing.
     let runner: Arc<Mutex<Option<Runner>>> = Arc::default();
-    let trials = cells
+    let mut trials: Vec<Trial> = cells
         .into_iter()
         .map(|cell| {
             let (runtime, runner, project, required) =
@@ -90,6 +95,27 @@ fn main() {
         })
         .collect();
 
+    let sequential = args.test_threads == Some(1);
+    let baseline = project.results().join("baselines/default.jsonl");
+    let recorded = runner.clone();
+    trials.push(Trial::ignorable_test("baseline::default", move || {
+        if !sequential {
+            return Ok(Completion::ignored_with(
+                "cells run in parallel: compare after they all finish (`criu-matrix compare default`)",
+            ));
+        }
+        let guard = recorded.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(runner) = guard.as_ref() else {
+            return Ok(Completion::ignored_with("no cell ran in this test run"));
+        };
+        let load = |p: &std::path::Path| criu_matrix::compare::load(p).map_err(|e| Failed::from(format!("{e:#}")));
+        let comparison = criu_matrix::compare::compare(&load(&baseline)?, &load(&runner.run.dir)?);
+        eprintln!("against {}:\n{}", baseline.display(), comparison.text());
+        match comparison.regressions() {
+            0 => Ok(Completion::Completed),
+            n => Err(Failed::from(format!("{n} regression(s) against the baseline:\n{}", comparison.text()))),
+        }
+    }));
     let conclusion = libtest_mimic::run(&args, trials);
     let finished = runner.lock().unwrap_or_else(|p| p.into_inner()).take();
     let mut leaked = Vec::new();

@@ -101,6 +101,15 @@ impl Podman {
         args.extend_from_slice(rest);
         let output = self.podman(verb, &args, limit).await?;
         let criu_log = if output.success() { None } else { self.criu_log(container, log_file, &output.stderr).await };
+        if criu_log.is_some() {
+            // The harness read it through /proc; a person (and `bugreport --verify`) reads it
+            // before the container, and the log with it, is removed.
+            let dir = exec::shell_join(
+                &["podman", "container", "inspect", "--format", "{{.StaticDir}}", container].map(String::from),
+            );
+            self.transcript
+                .push_equivalent(&format!("CRIU's log of the failed {verb}"), &format!("cat \"$({dir})/{log_file}\""));
+        }
         Ok(StepReport { stats: stats_of(&output), criu_log, output })
     }
 }

@@ -3,10 +3,12 @@
 
 mod matrix;
 mod require;
+pub mod shard;
 pub mod target;
 
 pub use matrix::{load_matrix, MatrixFile, ScenarioSelection};
 pub use require::Required;
+pub use shard::Shard;
 
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};

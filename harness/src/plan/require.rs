@@ -1,7 +1,11 @@
 //! `CRIU_MATRIX_REQUIRE`: axis values whose cells must not be skipped (so CI cannot pass by
 //! skipping everything). `trixie` names a value on any axis; `stack=trixie` names one axis.
+//! `tool=chromium` names a tool a test needs besides the cells (the HTML page check): its test
+//! then fails instead of skipping when the tool cannot be provisioned.
 
 use super::CellKey;
+
+const TOOL: &str = "tool";
 
 #[derive(Debug, Clone, Default)]
 pub struct Required {
@@ -16,8 +20,8 @@ impl Required {
             match item.split_once('=') {
                 Some((axis, value)) => {
                     anyhow::ensure!(
-                        super::AXES.contains(&axis),
-                        "unknown axis `{axis}` in CRIU_MATRIX_REQUIRE (axes: {})",
+                        super::AXES.contains(&axis) || axis == TOOL,
+                        "unknown axis `{axis}` in CRIU_MATRIX_REQUIRE (axes: {}, and `{TOOL}`)",
                         super::AXES.join(", ")
                     );
                     items.push((Some(axis.to_string()), value.to_string()));
@@ -33,6 +37,11 @@ impl Required {
             Ok(text) => Required::parse(&text),
             Err(_) => Ok(Required::default()),
         }
+    }
+
+    /// Whether a test that needs `tool` must fail rather than skip without it.
+    pub fn requires_tool(&self, tool: &str) -> bool {
+        self.items.iter().any(|(axis, value)| axis.as_deref() == Some(TOOL) && value == tool)
     }
 
     /// Whether a skip of this cell must count as a failure.
@@ -68,6 +77,15 @@ mod tests {
         assert!(r.covers(&key("sid", "crun")));
         assert!(!r.covers(&key("sid", "runc")));
         assert!(!Required::default().covers(&key("trixie", "runc")));
+    }
+
+    #[test]
+    fn a_tool_is_required_apart_from_cells() {
+        let r = Required::parse("trixie,tool=chromium").unwrap();
+        assert!(r.requires_tool("chromium"));
+        assert!(!r.requires_tool("qemu"));
+        assert!(!Required::parse("chromium").unwrap().requires_tool("chromium"), "a bare value is an axis value");
+        assert!(!r.covers(&key("sid", "runc")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod debian;
 pub mod exec;
 pub mod facts;
 pub mod namespace;
+pub mod toolroot;
 pub mod variant;
 
 pub use cache::Cache;

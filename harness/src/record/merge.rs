@@ -1,0 +1,73 @@
+//! `criu-matrix merge`: the records of several runs (the shards of one matrix, or the same cells
+//! run again) joined into one new run directory, with each cell's logs and reproducer copied
+//! along, and every report written for the whole.
+
+use super::{read_cells, CellRecord, RunDir};
+use std::path::{Path, PathBuf};
+
+/// Joins `inputs` (run directories) into a new run under `results/runs/`. Records keep the order
+/// of the inputs, then of each input's `cells.jsonl`; a cell found in more than one input stays
+/// once per input (repeats: `compare` calls disagreeing ones flaky).
+pub fn merge(results: &Path, inputs: &[PathBuf]) -> anyhow::Result<(RunDir, Vec<CellRecord>)> {
+    anyhow::ensure!(!inputs.is_empty(), "nothing to merge: name at least one run directory");
+    let run = RunDir::create(results)?;
+    for input in inputs {
+        for mut record in read_cells(input)? {
+            if let Some(logs) = &record.logs {
+                let from = input.join(logs);
+                if from.is_dir() {
+                    let to = run.cell_dir(&record.name)?;
+                    crate::image::copy_dir(&from, &to)
+                        .map_err(|e| anyhow::anyhow!("failed to copy {}: {e}", from.display()))?;
+                    let moved = run.relative(&to);
+                    record.reproducer = record.reproducer.as_ref().map(|r| r.replacen(logs.as_str(), &moved, 1));
+                    record.logs = Some(moved);
+                }
+            }
+            run.append(&record)?;
+        }
+    }
+    let records = read_cells(&run.dir)?;
+    crate::report::write(&run.dir, &records)?;
+    Ok((run, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verdict;
+
+    fn shard(results: &Path, records: &[CellRecord]) -> PathBuf {
+        let run = RunDir::create(results).unwrap();
+        for r in records {
+            let mut r = r.clone();
+            let dir = run.cell_dir(&r.name).unwrap();
+            std::fs::write(dir.join("reproduce.sh"), format!("# {}\n", r.name)).unwrap();
+            r.logs = Some(run.relative(&dir));
+            r.reproducer = Some(run.relative(&dir.join("reproduce.sh")));
+            run.append(&r).unwrap();
+        }
+        run.dir.clone()
+    }
+
+    #[test]
+    fn merged_shards_keep_every_record_and_its_files() {
+        let results = tempfile::tempdir().unwrap();
+        let a = crate::report::tests::record("a", "crun", "trixie", Verdict::Pass);
+        let b = crate::report::tests::record("b", "runc", "trixie", Verdict::Reproduced);
+        let first = shard(results.path(), std::slice::from_ref(&a));
+        let second = shard(results.path(), &[b.clone(), a.clone()]);
+        let (run, records) = merge(results.path(), &[first, second]).unwrap();
+        let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, [a.name.as_str(), b.name.as_str(), a.name.as_str()]);
+        // The repeat of `a` has its own directory, and each reproducer is the one its record names.
+        assert_ne!(records[0].logs, records[2].logs);
+        for r in &records {
+            let text = std::fs::read_to_string(run.dir.join(r.reproducer.as_ref().unwrap())).unwrap();
+            assert_eq!(text, format!("# {}\n", r.name));
+        }
+        for report in ["matrix.md", "matrix.json", "matrix.html", "junit.xml"] {
+            assert!(run.dir.join(report).is_file(), "{report}");
+        }
+    }
+}
