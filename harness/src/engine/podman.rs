@@ -226,6 +226,10 @@ impl Engine for Podman {
         self.podman("check the restored workload", &argv, limit).await
     }
 
+    async fn logs(&self, name: &str, limit: Duration) -> anyhow::Result<Output> {
+        self.podman("the workload's output", &["logs", name], limit).await
+    }
+
     async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {
         // The OCI config podman handed to the runtime says which cgroup it asked for.
         let argv = ["podman", "container", "inspect", "--format", "{{.OCIConfigPath}}", name].map(String::from);
