@@ -439,8 +439,8 @@ fn driver(session: &Session, engine: &str, transcript: Arc<Transcript>) -> anyho
             let daemon = session
                 .docker()
                 .ok_or_else(|| anyhow::anyhow!("the {} stack's dockerd is not running", session.name))?;
-            let exec_root = daemon.paths.exec_root.clone();
-            Ok(Driver::Docker(Docker::new(daemon.client.clone(), session.host_path("/"), exec_root, transcript)))
+            let (client, root, log) = (daemon.client.clone(), session.host_path("/"), daemon.log.clone());
+            Ok(Driver::Docker(Docker::new(client, root, daemon.paths.exec_root.clone(), log, transcript)))
         }
         other => anyhow::bail!("engine `{other}` has no driver"),
     }

@@ -34,6 +34,8 @@ pub struct Docker {
     requests: Mutex<HashMap<String, RunRequest>>,
     /// The last checkpoint of each container: its name and directory (for an export).
     checkpoints: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// dockerd's log, whose lines written during a failed step are part of its evidence.
+    daemon_log: PathBuf,
     /// Checkpoints taken so far: each gets a new name (`cp1`, `cp2`, ...), as a person would.
     taken: AtomicU32,
 }
@@ -106,9 +108,16 @@ fn log_paths(text: &str) -> Vec<String> {
 }
 
 impl Docker {
-    pub fn new(client: bollard::Docker, host_root: PathBuf, exec_root: String, transcript: Arc<Transcript>) -> Docker {
+    pub fn new(
+        client: bollard::Docker,
+        host_root: PathBuf,
+        exec_root: String,
+        daemon_log: PathBuf,
+        transcript: Arc<Transcript>,
+    ) -> Docker {
         Docker {
             client,
+            daemon_log,
             host_root,
             exec_root,
             transcript,
@@ -222,10 +231,23 @@ impl Docker {
         format!("{}.checkpoints", archive.trim_end_matches(".tar.gz"))
     }
 
-    /// A failed checkpoint or restore, with CRIU's log when the error names it.
-    fn step_report(&self, output: Output) -> StepReport {
-        let criu_log = if output.success() { None } else { self.criu_log(&output.stderr) };
-        StepReport { output, stats: BTreeMap::new(), criu_log }
+    /// How far dockerd's log is written now.
+    fn daemon_log_mark(&self) -> u64 {
+        std::fs::metadata(&self.daemon_log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A checkpoint or restore; when it failed, with CRIU's log (when the error names it) and
+    /// what dockerd logged since `mark`.
+    fn step_report(&self, output: Output, mark: u64) -> StepReport {
+        if output.success() {
+            return StepReport { output, stats: BTreeMap::new(), criu_log: None, daemon_log: None };
+        }
+        let criu_log = self.criu_log(&output.stderr);
+        let daemon_log = std::fs::read(&self.daemon_log)
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(bytes.get(mark as usize..).unwrap_or_default()).into_owned())
+            .filter(|text| !text.trim().is_empty());
+        StepReport { output, stats: BTreeMap::new(), criu_log, daemon_log }
     }
 }
 
@@ -362,6 +384,7 @@ impl Engine for Docker {
         }
         argv.extend([name.to_string(), checkpoint.clone()]);
         let call = Call::owned(argv);
+        let mark = self.daemon_log_mark();
         let request = bollard::container::CreateCheckpointOptions {
             checkpoint_id: checkpoint.clone(),
             checkpoint_dir: dir.clone(),
@@ -388,7 +411,7 @@ impl Engine for Docker {
             };
             self.record("the container's checkpoints", call.finish(tokio::time::timeout(INSPECT_LIMIT, work).await));
         }
-        Ok(self.step_report(out))
+        Ok(self.step_report(out, mark))
     }
 
     async fn restore(
@@ -406,6 +429,7 @@ impl Engine for Docker {
             .get(name)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no checkpoint of {name} to restore"))?;
+        let mark = self.daemon_log_mark();
         let target = match mode {
             CheckpointMode::InPlace => name.to_string(),
             CheckpointMode::Export { .. } => {
@@ -424,7 +448,7 @@ impl Engine for Docker {
                 let created = call.finish(tokio::time::timeout(limit, self.create(&request)).await);
                 let created = self.record("a new container for the imported checkpoint", created);
                 if !created.success() {
-                    return Ok(self.step_report(created));
+                    return Ok(self.step_report(created, mark));
                 }
                 new_name.to_string()
             }
@@ -442,7 +466,7 @@ impl Engine for Docker {
             // The checkpoint directory was this restore's input only.
             let _ = std::fs::remove_dir_all(self.on_host(d));
         }
-        Ok(self.step_report(out))
+        Ok(self.step_report(out, mark))
     }
 
     async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output> {

@@ -43,6 +43,8 @@ pub struct StepReport {
     pub stats: BTreeMap<String, f64>,
     /// CRIU's log of this step (dump.log / restore.log) when the engine kept one.
     pub criu_log: Option<String>,
+    /// What the engine's daemon logged during a failed step (dockerd), when it has one.
+    pub daemon_log: Option<String>,
 }
 
 impl StepReport {
@@ -51,6 +53,10 @@ impl StepReport {
         let mut text = format!("{}\n{}", self.output.stderr, self.output.stdout);
         if let Some(log) = &self.criu_log {
             text.push_str("\n--- CRIU log ---\n");
+            text.push_str(log);
+        }
+        if let Some(log) = &self.daemon_log {
+            text.push_str("\n--- daemon log ---\n");
             text.push_str(log);
         }
         text

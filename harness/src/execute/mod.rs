@@ -212,6 +212,9 @@ fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) 
         let file = if step == FailStep::Checkpoint { "dump.log" } else { "restore.log" };
         let _ = std::fs::write(spec.log_dir.join(format!("round{round}-{file}")), log);
     }
+    if let Some(log) = &report.daemon_log {
+        let _ = std::fs::write(prefix.with_extension("daemon.log"), log);
+    }
     Outcome::Failed(Failure { round, step, message: report.output.failure_text(), evidence: report.evidence() })
 }
 

@@ -131,6 +131,8 @@ pub async fn start(
     let child = Arc::new(Mutex::new(Some(child)));
     let containerd: Arc<Mutex<Option<ProcessId>>> = Arc::default();
     let socket = on_host(&paths.socket);
+    let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).map(|l| l.display().to_string()).unwrap_or_default();
+    let address = format!("{}/containerd/containerd.sock", paths.exec_root);
     let stop = {
         let (child, containerd, socket) = (child.clone(), containerd.clone(), socket.clone());
         cleanup::on_cleanup(format!("stop the {stack} stack's dockerd (pid {pid})"), move || {
@@ -141,6 +143,12 @@ pub async fn start(
             if let Some(c) = containerd.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 c.stop("containerd");
             }
+            // A shim whose task containerd could not delete (a failed restore) outlives both.
+            for shim in shims_of(&mnt_ns, &address) {
+                tracing::warn!("ending containerd shim {} left by the stack's dockerd", shim.pid);
+                shim.stop("containerd-shim");
+            }
+            super::cgroups::remove_empty_named(Path::new("/sys/fs/cgroup"), "docker");
         })
     };
     let client = wait_ready(&socket, &child, log).await?;
@@ -318,6 +326,26 @@ fn child_named(parent: u32, comm: &str) -> Option<ProcessId> {
         let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
         (ppid == parent && name == comm).then(|| ProcessId::of(pid)).flatten()
     })
+}
+
+/// The containerd shims serving the containerd at `address` in mount namespace `mnt_ns`: only
+/// the harness's dockerd started that containerd, so they are the harness's.
+fn shims_of(mnt_ns: &str, address: &str) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).map(|l| l.display().to_string());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            comm.starts_with("containerd-shim")
+                && ns.is_ok_and(|n| n == mnt_ns)
+                && args.windows(2).any(|w| w[0] == b"-address" && w[1] == address.as_bytes())
+        })
+        .filter_map(ProcessId::of)
+        .collect()
 }
 
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot.
