@@ -185,6 +185,7 @@ mod tests {
         tools.insert("runc".into(), tool("1.1.15", ""));
         tools.insert("crun".into(), tool("1.21.0", crun_details));
         tools.insert("criu".into(), tool("4.1.1", ""));
+        tools.insert("dockerd".into(), tool("26.1.5", ""));
         StackFacts {
             stack: "trixie".into(),
             os: "Debian".into(),
@@ -210,7 +211,8 @@ mod tests {
     #[case::criu_check_fails(false, "+CRIU", "podman", "runc", Some("vDSO"))]
     #[case::crun_without_criu(true, "+SYSTEMD +SELINUX", "podman", "crun", Some("without CRIU"))]
     #[case::no_such_runtime(true, "+CRIU", "podman", "youki", Some("youki is not installed"))]
-    #[case::no_dockerd(true, "+CRIU", "docker", "runc", Some("dockerd is not installed"))]
+    #[case::docker_runs(true, "+CRIU", "docker", "crun", None)]
+    #[case::docker_needs_criu_too(false, "+CRIU", "docker", "runc", Some("vDSO"))]
     #[case::no_such_engine(true, "+CRIU", "lxc", "runc", Some("no driver"))]
     fn decides_skips(
         #[case] ok: bool,
@@ -220,6 +222,12 @@ mod tests {
         #[case] reason: Option<&str>,
     ) {
         let got = facts(ok, crun).skip_reason(engine, runtime);
+        if engine == "docker" {
+            let mut without = facts(ok, crun);
+            without.tools.remove("dockerd");
+            let why = without.skip_reason(engine, runtime).unwrap_or_default();
+            assert!(why.contains("dockerd is not installed"), "{why}");
+        }
         match reason {
             None => assert_eq!(got, None),
             Some(needle) => assert!(got.as_deref().unwrap_or_default().contains(needle), "{got:?}"),
