@@ -459,7 +459,7 @@ fn describe(e: &Expectation) -> String {
     match e.outcome {
         ExpectedOutcome::Passes => "passes".to_string(),
         ExpectedOutcome::Fails => {
-            let mut s = "fails".to_string();
+            let mut s = if e.intermittent { "may fail" } else { "fails" }.to_string();
             if let Some(r) = e.round {
                 s.push_str(&format!(" at round {r}"));
             }

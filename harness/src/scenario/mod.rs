@@ -44,6 +44,8 @@ pub struct Expectation {
     pub step: Option<FailStep>,
     pub signature: Option<Regex>,
     pub reason: Option<String>,
+    /// A timing-dependent failure: every round passing is a pass, not `fixed`.
+    pub intermittent: bool,
 }
 
 impl Expectation {
@@ -56,6 +58,7 @@ impl Expectation {
             step: None,
             signature: None,
             reason: None,
+            intermittent: false,
         }
     }
 }

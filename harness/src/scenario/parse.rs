@@ -185,6 +185,7 @@ fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, Scenari
         step: clause.step,
         signature,
         reason: clause.reason,
+        intermittent: clause.intermittent,
     })
 }
 
