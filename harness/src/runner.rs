@@ -440,7 +440,7 @@ fn driver(session: &Session, engine: &str, transcript: Arc<Transcript>) -> anyho
                 .docker()
                 .ok_or_else(|| anyhow::anyhow!("the {} stack's dockerd is not running", session.name))?;
             let (client, root, log) = (daemon.client.clone(), session.host_path("/"), daemon.log.clone());
-            Ok(Driver::Docker(Docker::new(client, root, daemon.paths.exec_root.clone(), log, transcript)))
+            Ok(Driver::Docker(Box::new(Docker::new(client, root, daemon.paths.exec_root.clone(), log, transcript))))
         }
         other => anyhow::bail!("engine `{other}` has no driver"),
     }

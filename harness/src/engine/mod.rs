@@ -137,7 +137,7 @@ pub trait Engine {
 /// dispatches to the driver by hand.
 pub enum Driver {
     Podman(Podman),
-    Docker(Docker),
+    Docker(Box<Docker>),
 }
 
 /// Calls the same method on whichever driver it is.
