@@ -137,27 +137,6 @@ impl Docker {
         out
     }
 
-    /// The CLI words of `docker create`/`docker run` for a request (after `run --detach` or `create`).
-    fn create_words(r: &RunRequest) -> Vec<String> {
-        let mut args: Vec<String> = vec!["--name".into(), r.name.clone(), "--runtime".into(), r.runtime.clone()];
-        args.extend(["--label".into(), LABEL.to_string()]);
-        for l in &r.labels {
-            args.extend(["--label".into(), l.clone()]);
-        }
-        if r.network == Network::None {
-            args.extend(["--network".into(), "none".into()]);
-        }
-        for e in &r.env {
-            args.extend(["--env".into(), e.clone()]);
-        }
-        for m in &r.mounts {
-            args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
-        }
-        args.push(r.image.clone());
-        args.extend(r.args.iter().cloned());
-        args
-    }
-
     async fn create(&self, r: &RunRequest) -> Result<String, ApiError> {
         let mut labels = HashMap::from([(LABEL.to_string(), String::new())]);
         for l in &r.labels {
@@ -343,7 +322,7 @@ impl Engine for Docker {
 
     async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
         let mut argv: Vec<String> = ["docker", "run", "--detach"].map(String::from).to_vec();
-        argv.extend(Self::create_words(r));
+        argv.extend(r.cli_words(&[]));
         let call = Call::owned(argv);
         let work = async {
             let id = self.create(r).await?;
@@ -443,7 +422,7 @@ impl Engine for Docker {
                     .ok_or_else(|| anyhow::anyhow!("the harness did not create {name}"))?;
                 request.name = new_name.to_string();
                 let mut argv: Vec<String> = ["docker", "create"].map(String::from).to_vec();
-                argv.extend(Self::create_words(&request));
+                argv.extend(request.cli_words(&[]));
                 let call = Call::owned(argv);
                 let created = call.finish(tokio::time::timeout(limit, self.create(&request)).await);
                 let created = self.record("a new container for the imported checkpoint", created);
@@ -606,7 +585,7 @@ mod tests {
             labels: vec!["criu-matrix.cell=x".into()],
             mounts: vec![super::super::BindMount { source: "/s".into(), target: "/t".into() }],
         };
-        let line = shell_join(&Docker::create_words(&r));
+        let line = shell_join(&r.cli_words(&[]));
         assert_eq!(
             line,
             "--name c1 --runtime crun --label criu-matrix --label criu-matrix.cell=x --network none --env A=1 \

@@ -28,6 +28,31 @@ pub struct RunRequest {
     pub mounts: Vec<BindMount>,
 }
 
+impl RunRequest {
+    /// The options and command of `podman run` / `docker create` for this request (after the
+    /// verb), with `extra` options after the harness label.
+    pub fn cli_words(&self, extra: &[String]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--name".into(), self.name.clone(), "--runtime".into(), self.runtime.clone()];
+        args.extend(["--label".into(), crate::stack::namespace::LABEL.to_string()]);
+        args.extend(extra.iter().cloned());
+        for l in &self.labels {
+            args.extend(["--label".into(), l.clone()]);
+        }
+        if self.network == Network::None {
+            args.extend(["--network".into(), "none".into()]);
+        }
+        for e in &self.env {
+            args.extend(["--env".into(), e.clone()]);
+        }
+        for m in &self.mounts {
+            args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
+        }
+        args.push(self.image.clone());
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
 /// A bind mount: `source` in the stack, `target` in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {

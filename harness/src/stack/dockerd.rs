@@ -131,19 +131,21 @@ pub async fn start(
     let child = Arc::new(Mutex::new(Some(child)));
     let containerd: Arc<Mutex<Option<ProcessId>>> = Arc::default();
     let socket = on_host(&paths.socket);
-    let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).map(|l| l.display().to_string()).unwrap_or_default();
+    // dockerd's mount namespace, known once it answers (until then the PID may still be nsenter's).
+    let mnt_ns: Arc<Mutex<Option<String>>> = Arc::default();
     let address = format!("{}/containerd/containerd.sock", paths.exec_root);
     let stop = {
-        let (child, containerd, socket) = (child.clone(), containerd.clone(), socket.clone());
+        let (child, containerd, socket, mnt_ns) = (child.clone(), containerd.clone(), socket.clone(), mnt_ns.clone());
         cleanup::on_cleanup(format!("stop the {stack} stack's dockerd (pid {pid})"), move || {
             if let Ok(client) = connect(&socket) {
                 remove_labelled_blocking(&client);
             }
-            stop_child(&child, pid, "dockerd");
+            super::exec::stop_child(&child, "dockerd", STOP_GRACE);
             if let Some(c) = containerd.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 c.stop("containerd");
             }
             // A shim whose task containerd could not delete (a failed restore) outlives both.
+            let mnt_ns = mnt_ns.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
             for shim in shims_of(&mnt_ns, &address) {
                 tracing::warn!("ending containerd shim {} left by the stack's dockerd", shim.pid);
                 shim.stop("containerd-shim");
@@ -152,6 +154,8 @@ pub async fn start(
         })
     };
     let client = wait_ready(&socket, &child, log).await?;
+    *mnt_ns.lock().unwrap_or_else(|p| p.into_inner()) =
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().map(|l| l.display().to_string());
     *containerd.lock().unwrap_or_else(|p| p.into_inner()) = child_named(pid, "containerd");
     let facts = probe(&client).await?;
     Ok(Daemon { pid, client, paths, facts, log: log.to_path_buf(), argv, _stop: stop })
@@ -361,21 +365,6 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGTERM to our child, SIGKILL after the grace period; always reaped.
-fn stop_child(child: &Mutex<Option<Child>>, pid: u32, what: &str) {
-    let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    // SAFETY: kill(2) on our own child, not yet reaped, so the PID cannot belong to anyone else.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    if !wait_until(STOP_GRACE, || matches!(child.try_wait(), Ok(Some(_)))) {
-        tracing::warn!("{what} (pid {pid}) did not exit within {STOP_GRACE:?} of SIGTERM: killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while !done() {
@@ -421,7 +410,7 @@ mod tests {
         let id = ProcessId::of(pid).unwrap();
         assert!(id.alive());
         let slot = Mutex::new(Some(child));
-        stop_child(&slot, pid, "sleep");
+        super::super::exec::stop_child(&slot, "sleep", STOP_GRACE);
         assert!(!id.alive());
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }

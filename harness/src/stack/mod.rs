@@ -55,6 +55,19 @@ enum Place {
 }
 
 impl Session {
+    /// A stack that is this machine's own root: the host, or a VM guest's.
+    fn on_host(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf) -> Session {
+        Session {
+            name: name.to_string(),
+            facts,
+            suite,
+            docker: None,
+            docker_root,
+            facts_file: None,
+            place: Place::Host,
+        }
+    }
+
     pub fn entry(&self) -> Entry {
         match &self.place {
             Place::Host => Entry::host(),
@@ -142,16 +155,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     if name == "host" {
         let facts = probe_host().await?;
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
-        let docker_root = cache.stack_dir(name).join("docker");
-        return Ok(Session {
-            name: name.to_string(),
-            facts,
-            suite,
-            docker: None,
-            docker_root,
-            facts_file: None,
-            place: Place::Host,
-        });
+        return Ok(Session::on_host(name, facts, suite, cache.stack_dir(name).join("docker")));
     }
     let variant = variant::Variant::find(name);
     let suite = match variant {
@@ -163,17 +167,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     // Inside a criu-matrix VM the stack is the guest's own root.
     if crate::vm::guest::identity().is_some_and(|id| id.stack == name) {
         let facts = probe_host().await?;
-        let docker_root = PathBuf::from("/var/lib/docker");
-        let suite = suite.to_string();
-        return Ok(Session {
-            name: name.to_string(),
-            facts,
-            suite,
-            docker: None,
-            docker_root,
-            facts_file: None,
-            place: Place::Host,
-        });
+        return Ok(Session::on_host(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker")));
     }
     let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
