@@ -7,9 +7,9 @@ use crate::cleanup::{self, Guard};
 use crate::engine::BindMount;
 use crate::scenario::surroundings::in_cell_dir;
 use crate::scenario::{CriuConfigFile, Scenario, ServiceSpec};
-use crate::stack::exec::{shell_join, stop_child};
+use crate::stack::exec::{log_tail, shell_join, stop_child};
 use crate::stack::{Session, Transcript};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -187,15 +187,8 @@ async fn start_service(
                 continue;
             }
         };
-        return Err(format!("service {name} {why}; its log ({}):\n{}", log_path.display(), tail(&log_path)));
+        return Err(format!("service {name} {why}; its log ({}):\n{}", log_path.display(), log_tail(&log_path)));
     }
-}
-
-/// The last lines of a log file.
-fn tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 #[cfg(test)]

@@ -179,7 +179,11 @@ async fn wait_ready(socket: &Path, child: &Mutex<Option<Child>>, log: &Path) -> 
         }
         let exited = child.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|c| c.try_wait().ok().flatten());
         if let Some(status) = exited {
-            anyhow::bail!("dockerd exited ({status}) before it answered; its log ({}):\n{}", log.display(), tail(log));
+            anyhow::bail!(
+                "dockerd exited ({status}) before it answered; its log ({}):\n{}",
+                log.display(),
+                super::exec::log_tail(log)
+            );
         }
         if started.elapsed() > READY_LIMIT {
             anyhow::bail!(
@@ -187,7 +191,7 @@ async fn wait_ready(socket: &Path, child: &Mutex<Option<Child>>, log: &Path) -> 
                 socket.display(),
                 READY_LIMIT.as_secs(),
                 log.display(),
-                tail(log)
+                super::exec::log_tail(log)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -312,11 +316,11 @@ impl ProcessId {
         }
         // SAFETY: kill(2) on a PID whose start time says it is still the process we saw start.
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
-        if !wait_until(STOP_GRACE, || !self.alive()) {
+        if !super::namespace::wait_until(STOP_GRACE, || !self.alive()) {
             tracing::warn!("{what} (pid {}) did not exit within {STOP_GRACE:?} of SIGTERM: killing it", self.pid);
             // SAFETY: as above.
             unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
-            wait_until(Duration::from_secs(5), || !self.alive());
+            super::namespace::wait_until(Duration::from_secs(5), || !self.alive());
         }
     }
 }
@@ -363,23 +367,6 @@ fn is_zombie(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
         .unwrap_or(false)
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 #[cfg(test)]

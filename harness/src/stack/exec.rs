@@ -78,6 +78,13 @@ pub fn stop_child(child: &Mutex<Option<std::process::Child>>, what: &str, grace:
     let _ = child.wait();
 }
 
+/// The last lines of a log file (a service's, dockerd's), for an error message.
+pub fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 fn base_env(path: String) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), path),

@@ -182,7 +182,7 @@ fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
 }
 
 /// Polls `done` until it holds or `limit` passes; says whether it held.
-fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = std::time::Instant::now();
     while !done() {
         if started.elapsed() > limit {
