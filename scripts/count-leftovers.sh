@@ -1,24 +1,32 @@
 #!/bin/sh
 # Counts what a criu-matrix run could leave behind on this machine. Prints one line per kind and
 # exits 1 if anything is left. Zombies are not counted: an exited conmon waits for PID 1 to reap it.
+# Engine processes: podman's (conmon, podman), docker's (dockerd, its containerd, the containerd
+# shims that hold containers, docker-proxy), the runtimes and CRIU, and qemu of VM cells.
 set -u
 init_ns=$(readlink /proc/1/ns/mnt)
 own_ns=$(readlink /proc/self/ns/mnt)
-procs=0; other_ns=0
+procs=0; docker=0; other_ns=0
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   state=$(awk '{print $3}' "$p/stat" 2>/dev/null) || continue
   [ "$state" = Z ] && continue
   comm=$(cat "$p/comm" 2>/dev/null) || continue
   [ -e "$p/exe" ] || continue  # kernel threads (kdevtmpfs has a mount namespace of its own)
-  case "$comm" in conmon|crun|runc|criu|podman|dockerd|containerd*|qemu-system-*) procs=$((procs + 1)); echo "  process $pid $comm";; esac
+  case "$comm" in
+    dockerd|containerd|containerd-shim*|docker-proxy) docker=$((docker + 1)); echo "  docker process $pid $comm";;
+    conmon|crun|runc|criu|podman|qemu-system-*) procs=$((procs + 1)); echo "  process $pid $comm";;
+  esac
   ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
   [ "$ns" != "$init_ns" ] && [ "$ns" != "$own_ns" ] && { other_ns=$((other_ns + 1)); echo "  in another mount namespace: $pid $comm"; }
 done
 mounts=$(cat /proc/[0-9]*/mountinfo 2>/dev/null | grep -cE ' - (overlay|fuse)')
 cgroups=$(find /sys/fs/cgroup -name 'libpod*' 2>/dev/null | wc -l)
-echo "engine/runtime processes: $procs"
+docker_cgroups=$(find /sys/fs/cgroup -name 'docker*' 2>/dev/null | wc -l)
+echo "engine/runtime processes (podman, runtimes, criu, qemu): $procs"
+echo "docker processes (dockerd, containerd, shims): $docker"
 echo "processes in other mount namespaces: $other_ns"
 echo "overlay/fuse mounts (any process): $mounts"
 echo "libpod cgroups: $cgroups"
-[ $((procs + other_ns + mounts + cgroups)) -eq 0 ]
+echo "docker cgroups: $docker_cgroups"
+[ $((procs + docker + other_ns + mounts + cgroups + docker_cgroups)) -eq 0 ]

@@ -496,9 +496,16 @@ async fn doctor_kernels(kernels: &[String], cache: &Cache, events: &Events) -> a
         format!("{}: {}", a.name, a.why)
     });
     for kernel in kernels {
-        let machine =
-            criu_matrix::vm::Machine::prepare(cache, events, kernel, stack, &dir.join("rootfs"), &dir.join("storage"))
-                .await;
+        let machine = criu_matrix::vm::Machine::prepare(
+            cache,
+            events,
+            kernel,
+            stack,
+            &dir.join("rootfs"),
+            &dir.join("storage"),
+            &dir.join("docker"),
+        )
+        .await;
         let machine = match machine {
             Ok(m) => m,
             Err(e) => {
@@ -544,7 +551,7 @@ fn print_facts(f: &stack::StackFacts) {
         Some(c) => println!("  criu check: {} ({})", if c.ok { "ok" } else { "FAILS" }, c.summary),
         None => println!("  criu check: criu is missing"),
     }
-    for (engine, runtime) in [("podman", "runc"), ("podman", "crun")] {
+    for (engine, runtime) in [("podman", "runc"), ("podman", "crun"), ("docker", "runc"), ("docker", "crun")] {
         match f.skip_reason(engine, runtime) {
             None => println!("  {engine}+{runtime}: can checkpoint"),
             Some(why) => println!("  {engine}+{runtime}: skipped: {why}"),

@@ -1,7 +1,7 @@
 //! The runner: drives planned cells through stacks, images and execution, classifies each, and
 //! records it as it finishes. Shared by `criu-matrix run` and the `cargo test` entry point.
 
-use crate::engine::Podman;
+use crate::engine::{Docker, Driver, Podman};
 use crate::events::{Event, Events};
 use crate::execute::{self, CellSpec};
 use crate::plan::{Cell, CellKey};
@@ -10,7 +10,7 @@ use crate::scenario::{CellFacts, Expectation, ExpectedOutcome};
 use crate::stack::{self, Cache, Session, StackFacts, Transcript};
 use crate::verdict::{self, Outcome};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,7 +65,8 @@ impl Ran {
 enum StackState {
     Open {
         session: Box<Session>,
-        base: Option<String>,
+        /// Engine -> the tag of its base image in this stack.
+        bases: HashMap<String, String>,
     },
     /// Opening failed: every cell of the stack is an error with this message.
     Broken(String),
@@ -88,7 +89,11 @@ pub struct Facts<'a> {
 impl CellFacts for Facts<'_> {
     fn axis(&self, name: &str) -> Option<String> {
         match name {
-            "cgroup_manager" => Some(self.stack.cgroup_manager.clone()),
+            // Each engine has its own: podman's as `podman info` says, docker's cgroup driver.
+            "cgroup_manager" => match (&self.stack.docker, self.key.engine.as_str()) {
+                (Some(docker), "docker") => Some(docker.cgroup_driver.clone()),
+                _ => Some(self.stack.cgroup_manager.clone()),
+            },
             other => self.key.axis(other).map(String::from),
         }
     }
@@ -123,7 +128,7 @@ impl Runner {
             self.events.emit(Event::CellFinished { record: &record });
             return record;
         }
-        let ran = match self.ensure_stack(&cell.key.stack, false).await {
+        let ran = match self.ensure_stack(&cell.key.stack, &cell.key.engine, false, &log_dir).await {
             Err(message) => Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
             Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
         };
@@ -168,28 +173,50 @@ impl Runner {
         record
     }
 
-    /// Opens the stack (once per run) and ensures its base image, unless nothing can run on it
-    /// here and `for_vm` is false; a failure is remembered.
-    async fn ensure_stack(&mut self, stack: &str, for_vm: bool) -> Result<(), String> {
+    /// Opens the stack (once per run), starts the engine's daemon if it has one (docker), and
+    /// ensures the engine's base image, unless nothing can run on it here and `for_vm` is false;
+    /// a failure to open the stack is remembered. `log_dir` is the cell's.
+    async fn ensure_stack(&mut self, stack: &str, engine: &str, for_vm: bool, log_dir: &Path) -> Result<(), String> {
         if !self.stacks.contains_key(stack) {
             let state = match stack::open(stack, &self.cache, &self.events).await {
                 Err(e) => StackState::Broken(format!("failed to open the {stack} stack: {e:#}")),
-                Ok(session) => StackState::Open { session: Box::new(session), base: None },
+                Ok(session) => StackState::Open { session: Box::new(session), bases: HashMap::new() },
             };
             self.stacks.insert(stack.to_string(), state);
         }
+        // dockerd's log: one per stack in the run; in a VM guest (one cell) with the cell's logs.
+        let daemon_log = match crate::vm::guest::identity() {
+            Some(_) => log_dir.join("dockerd.log"),
+            None => self.run.dir.join(format!("dockerd-{stack}.log")),
+        };
         match self.stacks.get_mut(stack).expect("inserted above") {
             StackState::Broken(message) => Err(message.clone()),
-            StackState::Open { session, base } => {
-                // A stack where nothing can run needs no base image: its cells are skipped.
-                let runnable = session.facts.tools.contains_key("podman")
-                    && session.facts.criu_check.as_ref().is_some_and(|c| c.ok);
-                if base.is_none() && (runnable || for_vm) {
-                    let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
-                    match crate::image::ensure_base(&engine, session, &self.cache, &self.events).await {
-                        Ok(tag) => *base = Some(tag),
-                        Err(e) => return Err(format!("failed to make the base image: {e:#}")),
+            StackState::Open { session, bases } => {
+                // A stack where nothing can run needs no daemon and no base image: its cells are skipped.
+                let program = if engine == "docker" { "dockerd" } else { "podman" };
+                let runnable = session.facts.tools.contains_key(program)
+                    && (for_vm || session.facts.criu_check.as_ref().is_some_and(|c| c.ok));
+                if bases.contains_key(engine) || !runnable || !matches!(engine, "podman" | "docker") {
+                    return Ok(());
+                }
+                if engine == "docker" {
+                    let started = self.events.timed(stack, "dockerd", async {
+                        let was_running = session.docker().is_some();
+                        session.ensure_docker(&daemon_log).await.map(|_| ((), was_running))
+                    });
+                    if let Err(e) = started.await {
+                        return Err(format!("failed to start dockerd: {e:#}"));
                     }
+                }
+                let driver = match driver(session, engine, Arc::new(Transcript::default())) {
+                    Ok(d) => d,
+                    Err(e) => return Err(format!("{e:#}")),
+                };
+                match crate::image::ensure_base(&driver, session, &self.cache, &self.events).await {
+                    Ok(tag) => {
+                        bases.insert(engine.to_string(), tag);
+                    }
+                    Err(e) => return Err(format!("failed to make the {engine} base image: {e:#}")),
                 }
                 Ok(())
             }
@@ -204,17 +231,23 @@ impl Runner {
         log_dir: &std::path::Path,
         transcript: &Arc<Transcript>,
     ) -> Ran {
-        let Some(StackState::Open { session, base }) = self.stacks.get(&cell.key.stack) else {
+        let Some(StackState::Open { session, bases }) = self.stacks.get(&cell.key.stack) else {
             unreachable!("ensure_stack opened it");
         };
         let facts = Facts { key: &cell.key, stack: &session.facts };
         let expectation = cell.scenario.expectation_for(&facts);
-        let versions = session.facts.versions();
+        let versions = versions_of(session, &cell.key.engine);
         if let Some(why) = session.facts.skip_reason(&cell.key.engine, &cell.key.runtime) {
             return Ran { outcome: Outcome::Skipped(why), rounds: Vec::new(), expectation, versions };
         }
-        let engine = Podman::new(session.entry(), session.host_path("/"), transcript.clone());
-        let image = self.cell_image(&engine, session, base, cell).await;
+        let engine = match driver(session, &cell.key.engine, transcript.clone()) {
+            Ok(engine) => engine,
+            Err(e) => {
+                let outcome = Outcome::Error { step: "engine".into(), message: format!("{e:#}") };
+                return Ran { outcome, rounds: Vec::new(), expectation, versions };
+            }
+        };
+        let image = self.cell_image(&engine, session, bases.get(&cell.key.engine), cell).await;
         let image = match image {
             Ok(image) => image,
             Err(e) => {
@@ -239,12 +272,12 @@ impl Runner {
     /// Ensures the cell's scenario image in the stack; returns its tag.
     async fn cell_image(
         &self,
-        engine: &Podman,
+        engine: &Driver,
         session: &Session,
-        base: &Option<String>,
+        base: Option<&String>,
         cell: &Cell,
     ) -> anyhow::Result<String> {
-        let base = base.clone().unwrap_or_default();
+        let base = base.cloned().unwrap_or_default();
         crate::image::ensure_image(engine, session, &self.project.images(), &cell.scenario.image, &base, &self.events)
             .await
     }
@@ -273,20 +306,21 @@ impl Runner {
             record.verdict = class.verdict;
             record.reason = class.reason;
         };
-        if cell.key.engine != "podman" {
-            record.verdict = crate::verdict::Verdict::Skip;
-            record.reason = format!("{} in a VM is not supported yet (podman only)", cell.key.engine);
-            return record;
-        }
-        if let Err(message) = self.ensure_stack(&cell.key.stack, true).await {
+        if let Err(message) = self.ensure_stack(&cell.key.stack, &cell.key.engine, true, log_dir).await {
             fail(&mut record, "stack", message);
             return record;
         }
-        let Some(StackState::Open { session, base }) = self.stacks.get(&cell.key.stack) else {
+        let Some(StackState::Open { session, bases }) = self.stacks.get(&cell.key.stack) else {
             unreachable!("ensure_stack opened it");
         };
-        let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
-        if let Err(e) = self.cell_image(&engine, session, base, cell).await {
+        let engine = match driver(session, &cell.key.engine, Arc::new(Transcript::default())) {
+            Ok(engine) => engine,
+            Err(e) => {
+                fail(&mut record, "engine", format!("{e:#}"));
+                return record;
+            }
+        };
+        if let Err(e) = self.cell_image(&engine, session, bases.get(&cell.key.engine), cell).await {
             fail(&mut record, "image", format!("{e:#}"));
             return record;
         }
@@ -299,6 +333,7 @@ impl Runner {
             events: &self.events,
             stack_rootfs: stack_dir.join("rootfs"),
             stack_storage: stack_dir.join("storage"),
+            stack_docker: stack_dir.join("docker"),
             log_dir,
             work_limit: cell.scenario.work_limit(),
         };
@@ -346,10 +381,22 @@ impl Runner {
             summary = cell.scenario.summary,
             upstream = if cell.scenario.upstream.is_empty() { "-".to_string() } else { cell.scenario.upstream.join(", ") },
         );
-        for (k, v) in session.facts.versions() {
+        for (k, v) in versions_of(session, &cell.key.engine) {
             script.push_str(&format!("# {k}: {v}\n"));
         }
-        script.push_str(&format!("#\n{}\n#\n# The image is built from images/{}/ in the criu-matrix repository:\n#   podman build --build-arg BASE=<a local {} base image> --tag <tag> images/{}\nset -x\n", session.how_to_enter(&self.cache), cell.scenario.image, session.suite, cell.scenario.image));
+        let build = match cell.key.engine.as_str() {
+            "docker" => "DOCKER_BUILDKIT=0 docker build --network host --file images/{image}/Containerfile",
+            _ => "podman build",
+        }
+        .replace("{image}", &cell.scenario.image);
+        script.push_str(&format!("#\n{}\n#\n# The image is built from images/{}/ in the criu-matrix repository:\n#   {build} --build-arg BASE=<a local {} base image> --tag <tag> images/{}\n", session.how_to_enter(&self.cache), cell.scenario.image, session.suite, cell.scenario.image));
+        if let Some(daemon) = session.docker().filter(|_| cell.key.engine == "docker") {
+            script.push_str(&format!(
+                "#\n# dockerd, as the harness starts it in the stack (and stops it by its PID afterwards):\n#   {} &\n",
+                crate::stack::exec::shell_join(&daemon.argv)
+            ));
+        }
+        script.push_str("set -x\n");
         for e in entries {
             let status = match (e.timed_out, e.status) {
                 (true, _) => format!("timed out after {:.0}s", e.seconds),
@@ -385,11 +432,35 @@ impl Runner {
     }
 }
 
+/// The driver of `engine` in this stack (docker's needs the stack's dockerd started).
+fn driver(session: &Session, engine: &str, transcript: Arc<Transcript>) -> anyhow::Result<Driver> {
+    match engine {
+        "podman" => Ok(Driver::Podman(Podman::new(session.entry(), session.host_path("/"), transcript))),
+        "docker" => {
+            let daemon = session
+                .docker()
+                .ok_or_else(|| anyhow::anyhow!("the {} stack's dockerd is not running", session.name))?;
+            let (client, root, log) = (daemon.client.clone(), session.host_path("/"), daemon.log.clone());
+            Ok(Driver::Docker(Box::new(Docker::new(client, root, daemon.paths.exec_root.clone(), log, transcript))))
+        }
+        other => anyhow::bail!("engine `{other}` has no driver"),
+    }
+}
+
+/// The versions a cell of `engine` records: the stack's, and for docker what its daemon says.
+fn versions_of(session: &Session, engine: &str) -> std::collections::BTreeMap<String, String> {
+    let mut versions = session.facts.versions();
+    if let Some(docker) = session.facts.docker.as_ref().filter(|_| engine == "docker") {
+        versions.extend(docker.versions());
+    }
+    versions
+}
+
 fn describe(e: &Expectation) -> String {
     match e.outcome {
         ExpectedOutcome::Passes => "passes".to_string(),
         ExpectedOutcome::Fails => {
-            let mut s = "fails".to_string();
+            let mut s = if e.intermittent { "may fail" } else { "fails" }.to_string();
             if let Some(r) = e.round {
                 s.push_str(&format!(" at round {r}"));
             }

@@ -12,8 +12,8 @@ fn project_with(scenario_name: &str, scenario: &str) -> tempfile::TempDir {
     }
     std::fs::create_dir_all(dir.path().join("images/counter")).unwrap();
     std::fs::copy(root.join("images/counter/Containerfile"), dir.path().join("images/counter/Containerfile")).unwrap();
-    // A matrix of its own: the committed default one names the committed scenarios.
-    let matrix = "description: the test's\nengines: [podman]\nruntimes: [runc]\nstacks: [trixie]\n";
+    // The committed default matrix names the committed scenarios; this project has its own.
+    let matrix = "engines: [podman, docker]\nruntimes: [runc]\nstacks: [trixie]\n";
     std::fs::write(dir.path().join("matrices/default.yaml"), matrix).unwrap();
     std::fs::write(dir.path().join("scenarios").join(scenario_name), scenario).unwrap();
     dir

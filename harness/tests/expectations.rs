@@ -198,3 +198,70 @@ fn the_desktop_fails_where_criu_cannot_dump_what_it_holds(
         }
     }
 }
+
+/// A docker (or podman) cell on this machine's kernel, as a clause sees it.
+struct EngineCell {
+    engine: &'static str,
+    runtime: &'static str,
+    runtime_version: &'static str,
+    docker: &'static str,
+}
+
+impl CellFacts for EngineCell {
+    fn axis(&self, name: &str) -> Option<String> {
+        match name {
+            "engine" => Some(self.engine.to_string()),
+            "runtime" => Some(self.runtime.to_string()),
+            "cgroup" => Some("v1".to_string()),
+            "cgroup_manager" => Some("cgroupfs".to_string()),
+            _ => None,
+        }
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        let text = match tool {
+            t if t == self.runtime => self.runtime_version,
+            "docker" => self.docker,
+            "criu" => "4.2.1",
+            "linux" => "6.18.44",
+            _ => return None,
+        };
+        criu_matrix::version::parse_lenient(text)
+    }
+}
+
+const WORK_DIR: &str = "Error response from daemon: Cannot checkpoint container c: /usr/bin/crun did not terminate successfully: exit status 1: error opening CRIU work directory `/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/e9a3/work/criu-work`: No such file or directory path= /run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/e9a3/criu-dump.log: unknown";
+const ALREADY_EXISTS: &str = "Error response from daemon: failed to upload checkpoint to containerd: commit failed: content sha256:888f9f9afd21d67af658c78d66df5a96e26ee9e0632ad55ac6c6e1def25621c0: already exists";
+const STALE_TASK: &str = "Error response from daemon: could not delete stale containerd task object: failed to delete task: failed to delete task: cannot open directory `/run/docker/runtime-runc/moby/a7b3`: No such file or directory";
+const PID_ZERO: &str = "Error response from daemon: bind-mount /proc/0/ns/net -> /run/docker/netns/f1530b97204f: no such file or directory";
+const CHECKPOINT_DIR: &str = "Error response from daemon: custom checkpointdir is not supported";
+
+/// The docker messages measured on trixie (docker 26.1.5, crun 1.21) and sid (docker 28.5.2,
+/// crun 1.28), each held against the clause that applies to its cell; podman cells still pass.
+#[rstest]
+#[case::crun_1_21("baseline-counter", "docker", "crun", "1.21", "26.1.5", Some((FailStep::Checkpoint, vec![WORK_DIR])))]
+#[case::crun_1_28_docker_28("baseline-counter", "docker", "crun", "1.28", "28.5.2", Some((FailStep::Restore, vec![STALE_TASK])))]
+#[case::runc_docker_28("baseline-counter", "docker", "runc", "1.3.6", "28.5.2", Some((FailStep::Restore, vec![PID_ZERO, ALREADY_EXISTS])))]
+#[case::runc_docker_26("baseline-counter", "docker", "runc", "1.1.15", "26.1.5", Some((FailStep::Restore, vec![ALREADY_EXISTS])))]
+#[case::export_runc("baseline-counter-export", "docker", "runc", "1.1.15", "26.1.5", Some((FailStep::Restore, vec![CHECKPOINT_DIR])))]
+#[case::export_crun_1_28("baseline-counter-export", "docker", "crun", "1.28", "28.5.2", Some((FailStep::Restore, vec![CHECKPOINT_DIR])))]
+#[case::podman_runc("baseline-counter", "podman", "runc", "1.1.15", "26.1.5", None)]
+#[case::podman_crun_export("baseline-counter-export", "podman", "crun", "1.21", "26.1.5", None)]
+fn docker_cells_expect_the_docker_failures_measured_here(
+    #[case] id: &str,
+    #[case] engine: &'static str,
+    #[case] runtime: &'static str,
+    #[case] runtime_version: &'static str,
+    #[case] docker: &'static str,
+    #[case] expected: Option<(FailStep, Vec<&str>)>,
+) {
+    let e = scenario(id).expectation_for(&EngineCell { engine, runtime, runtime_version, docker });
+    match expected {
+        None => assert_eq!(e.outcome, ExpectedOutcome::Passes),
+        Some((step, lines)) => {
+            assert_eq!((e.outcome, e.step), (ExpectedOutcome::Fails, Some(step)));
+            for line in lines {
+                assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{:?} !~ {line}", e.signature);
+            }
+        }
+    }
+}

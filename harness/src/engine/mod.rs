@@ -1,8 +1,10 @@
 //! Container engines. Each driver turns the harness's few operations into the engine's own
 //! interface and records every action as the equivalent plain CLI command (the reproducer).
 
+mod docker;
 mod podman;
 
+pub use docker::Docker;
 pub use podman::{remove as podman_remove, Podman};
 
 use crate::scenario::Network;
@@ -26,6 +28,31 @@ pub struct RunRequest {
     pub mounts: Vec<BindMount>,
 }
 
+impl RunRequest {
+    /// The options and command of `podman run` / `docker create` for this request (after the
+    /// verb), with `extra` options after the harness label.
+    pub fn cli_words(&self, extra: &[String]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--name".into(), self.name.clone(), "--runtime".into(), self.runtime.clone()];
+        args.extend(["--label".into(), crate::stack::namespace::LABEL.to_string()]);
+        args.extend(extra.iter().cloned());
+        for l in &self.labels {
+            args.extend(["--label".into(), l.clone()]);
+        }
+        if self.network == Network::None {
+            args.extend(["--network".into(), "none".into()]);
+        }
+        for e in &self.env {
+            args.extend(["--env".into(), e.clone()]);
+        }
+        for m in &self.mounts {
+            args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
+        }
+        args.push(self.image.clone());
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
 /// A bind mount: `source` in the stack, `target` in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
@@ -41,6 +68,8 @@ pub struct StepReport {
     pub stats: BTreeMap<String, f64>,
     /// CRIU's log of this step (dump.log / restore.log) when the engine kept one.
     pub criu_log: Option<String>,
+    /// What the engine's daemon logged during a failed step (dockerd), when it has one.
+    pub daemon_log: Option<String>,
 }
 
 impl StepReport {
@@ -49,6 +78,10 @@ impl StepReport {
         let mut text = format!("{}\n{}", self.output.stderr, self.output.stdout);
         if let Some(log) = &self.criu_log {
             text.push_str("\n--- CRIU log ---\n");
+            text.push_str(log);
+        }
+        if let Some(log) = &self.daemon_log {
+            text.push_str("\n--- daemon log ---\n");
             text.push_str(log);
         }
         text
@@ -100,6 +133,8 @@ pub trait Engine {
     ) -> anyhow::Result<StepReport>;
     /// Runs a command in the running container (a check after a restore), recorded as it is.
     async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output>;
+    /// What the container printed (evidence when it never got ready).
+    async fn logs(&self, name: &str, limit: Duration) -> anyhow::Result<Output>;
     /// The cgroup the engine asked the runtime to put the container in (OCI `linux.cgroupsPath`),
     /// as a path under the cgroup root; `None` when the driver cannot tell.
     async fn cgroup_path(&self, _name: &str) -> anyhow::Result<Option<String>> {
@@ -121,6 +156,90 @@ pub trait Engine {
     fn remove_blocking(&self, names: &[String]);
     /// A remover that outlives the driver, for cleanup guards.
     fn remover(&self) -> Remover;
+}
+
+/// The driver of a cell's engine. `Engine` has async methods, so it is not object-safe: this enum
+/// dispatches to the driver by hand.
+pub enum Driver {
+    Podman(Podman),
+    Docker(Box<Docker>),
+}
+
+/// Calls the same method on whichever driver it is.
+macro_rules! dispatch {
+    ($self:ident, $driver:ident => $call:expr) => {
+        match $self {
+            Driver::Podman($driver) => $call,
+            Driver::Docker($driver) => $call,
+        }
+    };
+}
+
+impl Engine for Driver {
+    fn name(&self) -> &'static str {
+        dispatch!(self, d => d.name())
+    }
+    async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
+        dispatch!(self, d => d.image_exists(tag).await)
+    }
+    async fn image_id(&self, tag: &str) -> anyhow::Result<String> {
+        dispatch!(self, d => d.image_id(tag).await)
+    }
+    async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
+        dispatch!(self, d => d.import_image(tarball, tag).await)
+    }
+    async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output> {
+        dispatch!(self, d => d.build_image(context, tag, base).await)
+    }
+    async fn run(&self, request: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
+        dispatch!(self, d => d.run(request, limit).await)
+    }
+    async fn pid(&self, name: &str) -> anyhow::Result<Option<u32>> {
+        dispatch!(self, d => d.pid(name).await)
+    }
+    async fn checkpoint(
+        &self,
+        name: &str,
+        mode: CheckpointMode<'_>,
+        options: CriuOptions,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport> {
+        dispatch!(self, d => d.checkpoint(name, mode, options, limit).await)
+    }
+    async fn restore(
+        &self,
+        name: &str,
+        new_name: &str,
+        mode: CheckpointMode<'_>,
+        options: CriuOptions,
+        limit: Duration,
+    ) -> anyhow::Result<StepReport> {
+        dispatch!(self, d => d.restore(name, new_name, mode, options, limit).await)
+    }
+    async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output> {
+        dispatch!(self, d => d.exec(name, args, limit).await)
+    }
+    async fn logs(&self, name: &str, limit: Duration) -> anyhow::Result<Output> {
+        dispatch!(self, d => d.logs(name, limit).await)
+    }
+    async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {
+        dispatch!(self, d => d.cgroup_path(name).await)
+    }
+    fn process_cgroups_command(&self, name: &str) -> String {
+        dispatch!(self, d => d.process_cgroups_command(name))
+    }
+    fn read_file_command(&self, name: &str, path: &str) -> String {
+        dispatch!(self, d => d.read_file_command(name, path))
+    }
+    fn remove_command(&self, names: &[String]) -> String {
+        dispatch!(self, d => d.remove_command(names))
+    }
+    fn remove_blocking(&self, names: &[String]) {
+        dispatch!(self, d => d.remove_blocking(names))
+    }
+    fn remover(&self) -> Remover {
+        dispatch!(self, d => d.remover())
+    }
 }
 
 /// Removes containers by name, blocking; usable from `Drop` and the interrupt handler.

@@ -2,9 +2,7 @@
 //! JSON output where it has it.
 
 use super::{numeric_fields, CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
-use crate::scenario::Network;
 use crate::stack::exec::{self, Entry, Output, Transcript};
-use crate::stack::namespace::LABEL;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +108,7 @@ impl Podman {
             self.transcript
                 .push_equivalent(&format!("CRIU's log of the failed {verb}"), &format!("cat \"$({dir})/{log_file}\""));
         }
-        Ok(StepReport { stats: stats_of(&output), criu_log, output })
+        Ok(StepReport { stats: stats_of(&output), criu_log, daemon_log: None, output })
     }
 }
 
@@ -163,25 +161,8 @@ impl Engine for Podman {
     }
 
     async fn run(&self, r: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
-        let mut args: Vec<String> = vec!["run".into(), "--detach".into(), "--name".into(), r.name.clone()];
-        args.extend(["--runtime".into(), r.runtime.clone()]);
-        args.extend(["--label".into(), LABEL.to_string()]);
-        args.extend(Self::ulimit_args());
-        for l in &r.labels {
-            args.extend(["--label".into(), l.clone()]);
-        }
-        match r.network {
-            Network::None => args.extend(["--network".into(), "none".into()]),
-            Network::Bridge => {}
-        }
-        for e in &r.env {
-            args.extend(["--env".into(), e.clone()]);
-        }
-        for m in &r.mounts {
-            args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
-        }
-        args.push(r.image.clone());
-        args.extend(r.args.iter().cloned());
+        let mut args: Vec<String> = vec!["run".into(), "--detach".into()];
+        args.extend(r.cli_words(&Self::ulimit_args()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.podman("start the workload", &refs, limit).await
     }
@@ -233,6 +214,10 @@ impl Engine for Podman {
         let mut argv = vec!["exec", name];
         argv.extend(args.iter().map(String::as_str));
         self.podman("check the restored workload", &argv, limit).await
+    }
+
+    async fn logs(&self, name: &str, limit: Duration) -> anyhow::Result<Output> {
+        self.podman("the workload's output", &["logs", name], limit).await
     }
 
     async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {

@@ -127,6 +127,13 @@ async fn run_rounds<E: Engine>(
         &format!("until {} >/dev/null 2>&1; do sleep 0.1; done", engine.read_file_command(&name, ready_file)),
     );
     if let Err(message) = probe.wait_ready(&name, &s.ready.file, s.ready.timeout).await {
+        // What the workload printed is the evidence of why it never got ready.
+        let printed = engine.logs(&name, Duration::from_secs(30)).await.ok();
+        let printed = printed.map(|o| format!("{}{}", o.stdout, o.stderr)).unwrap_or_default();
+        let _ = std::fs::write(spec.log_dir.join("container.log"), &printed);
+        let tail: Vec<&str> = printed.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+        let message =
+            if tail.is_empty() { message } else { format!("{message}; the workload printed:\n{}", tail.join("\n")) };
         return Ok(Outcome::Error { step: "ready".into(), message });
     }
     if !s.precheck.is_empty() {
@@ -310,6 +317,9 @@ fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) 
     if let Some(log) = &report.criu_log {
         let file = if step == FailStep::Checkpoint { "dump.log" } else { "restore.log" };
         let _ = std::fs::write(spec.log_dir.join(format!("round{round}-{file}")), log);
+    }
+    if let Some(log) = &report.daemon_log {
+        let _ = std::fs::write(prefix.with_extension("daemon.log"), log);
     }
     Outcome::Failed(Failure { round, step, message: report.output.failure_text(), evidence: report.evidence() })
 }

@@ -7,10 +7,9 @@ use crate::cleanup::{self, Guard};
 use crate::engine::BindMount;
 use crate::scenario::surroundings::in_cell_dir;
 use crate::scenario::{CriuConfigFile, Scenario, ServiceSpec};
-use crate::stack::exec::shell_join;
+use crate::stack::exec::{log_tail, shell_join, stop_child};
 use crate::stack::{Session, Transcript};
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -157,7 +156,8 @@ async fn start_service(
     let child = Arc::new(Mutex::new(Some(child)));
     let owned = child.clone();
     let label = format!("stop service {name} (pid {pid})");
-    made.guards.push(cleanup::on_cleanup(label, move || stop(&owned, pid)));
+    let what = format!("service {name}");
+    made.guards.push(cleanup::on_cleanup(label, move || stop_child(&owned, &what, STOP_GRACE)));
     let variable = format!("service_{}", name.replace('-', "_"));
     transcript.push_equivalent(
         &format!("start service {name} in the stack (pid {pid} here)"),
@@ -187,35 +187,8 @@ async fn start_service(
                 continue;
             }
         };
-        return Err(format!("service {name} {why}; its log ({}):\n{}", log_path.display(), tail(&log_path)));
+        return Err(format!("service {name} {why}; its log ({}):\n{}", log_path.display(), log_tail(&log_path)));
     }
-}
-
-/// SIGTERM, then SIGKILL after a grace period; always reaped. The PID stays ours until reaped.
-fn stop(child: &Mutex<Option<Child>>, pid: u32) {
-    let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    // SAFETY: kill(2) on our own child, not yet reaped, so the PID cannot belong to anyone else.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let started = Instant::now();
-    while started.elapsed() < STOP_GRACE {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    tracing::warn!("service pid {pid} did not exit within {STOP_GRACE:?} of SIGTERM: killing it");
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The last lines of a log file.
-fn tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 #[cfg(test)]
@@ -235,7 +208,7 @@ mod tests {
         let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();
         let slot = Mutex::new(Some(child));
-        stop(&slot, pid);
+        stop_child(&slot, "sleep", STOP_GRACE);
         assert!(slot.lock().unwrap().is_none());
         // Reaped: no /proc entry, not even a zombie.
         assert!(!Path::new(&format!("/proc/{pid}")).exists());

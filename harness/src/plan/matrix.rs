@@ -3,7 +3,8 @@
 use serde::Deserialize;
 use std::path::Path;
 
-/// A matrix as written. `scenarios` absent means every scenario in `scenarios/`.
+/// A matrix as written. `scenarios` absent means every scenario in `scenarios/`. `more` adds
+/// further products of its own axes (e.g. a second engine for a few scenarios only).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, from = "RawMatrix")]
 pub struct MatrixFile {
@@ -17,6 +18,8 @@ pub struct MatrixFile {
     pub cgroups: Vec<String>,
     /// PID 1 of a VM (`plain`, `systemd`); the host kernel has its own.
     pub inits: Vec<String>,
+    /// Further products, expanded after this one (a cell in several is run once).
+    pub more: Vec<MatrixFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,24 @@ pub enum ScenarioSelection {
 struct RawMatrix {
     #[serde(default)]
     description: String,
+    scenarios: Option<Vec<String>>,
+    engines: Vec<String>,
+    runtimes: Vec<String>,
+    stacks: Vec<String>,
+    #[serde(default = "host_kernel")]
+    kernels: Vec<String>,
+    #[serde(default = "v2")]
+    cgroups: Vec<String>,
+    #[serde(default = "plain")]
+    inits: Vec<String>,
+    #[serde(default)]
+    more: Vec<RawPart>,
+}
+
+/// One entry of `more:`: the same axes, without a description or further parts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
     scenarios: Option<Vec<String>>,
     engines: Vec<String>,
     runtimes: Vec<String>,
@@ -63,6 +84,21 @@ impl From<RawMatrix> for MatrixFile {
             kernels: raw.kernels,
             cgroups: raw.cgroups,
             inits: raw.inits,
+            more: raw
+                .more
+                .into_iter()
+                .map(|part| MatrixFile {
+                    description: String::new(),
+                    scenarios: part.scenarios.map_or(ScenarioSelection::All, ScenarioSelection::Only),
+                    engines: part.engines,
+                    runtimes: part.runtimes,
+                    stacks: part.stacks,
+                    kernels: part.kernels,
+                    cgroups: part.cgroups,
+                    inits: part.inits,
+                    more: Vec::new(),
+                })
+                .collect(),
         }
     }
 }

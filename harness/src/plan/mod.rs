@@ -109,9 +109,29 @@ impl Filter {
     }
 }
 
-/// Expands a matrix over the loaded scenarios. Cells come grouped by stack, so each stack is
-/// entered once, and in a stable order, so shards and reruns see the same list.
+/// Expands a matrix (and its `more:` parts) over the loaded scenarios. Cells come grouped by
+/// stack, in a stable order, so shards and reruns see the same list; a cell is listed once.
 pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> anyhow::Result<Vec<Cell>> {
+    let mut cells = expand_one(matrix, scenarios, filter)?;
+    for part in &matrix.more {
+        for cell in expand_one(part, scenarios, filter)? {
+            if !cells.iter().any(|c| c.key == cell.key) {
+                cells.push(cell);
+            }
+        }
+    }
+    // Grouped by stack, in the order stacks first appear (stable: each part keeps its order).
+    let mut stacks: Vec<String> = Vec::new();
+    for cell in &cells {
+        if !stacks.contains(&cell.key.stack) {
+            stacks.push(cell.key.stack.clone());
+        }
+    }
+    cells.sort_by_key(|c| stacks.iter().position(|s| *s == c.key.stack));
+    Ok(cells)
+}
+
+fn expand_one(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> anyhow::Result<Vec<Cell>> {
     let chosen: Vec<Arc<Scenario>> = match &matrix.scenarios {
         ScenarioSelection::All => scenarios.iter().cloned().map(Arc::new).collect(),
         ScenarioSelection::Only(ids) => ids
@@ -174,7 +194,24 @@ mod tests {
             kernels: vec!["host".into()],
             cgroups: vec!["v2".into()],
             inits: vec!["plain".into()],
+            more: Vec::new(),
         }
+    }
+
+    #[test]
+    fn more_parts_add_their_cells_once_grouped_with_their_stack() {
+        let mut m = matrix();
+        let mut docker = matrix();
+        docker.engines = vec!["docker".into(), "podman".into()];
+        docker.scenarios = ScenarioSelection::Only(vec!["a".into()]);
+        docker.stacks = vec!["sid".into(), "trixie".into()];
+        m.more = vec![docker];
+        let cells = expand(&m, &[scenario("a"), scenario("b")], &Filter::default()).unwrap();
+        // 8 podman cells, plus docker x 2 runtimes x 2 stacks for `a`; its podman cells exist already.
+        assert_eq!(cells.len(), 12);
+        let stacks: Vec<&str> = cells.iter().map(|c| c.key.stack.as_str()).collect();
+        assert!(stacks[..6].iter().all(|s| *s == "trixie") && stacks[6..].iter().all(|s| *s == "sid"), "{stacks:?}");
+        assert_eq!(cells.iter().filter(|c| c.key.engine == "docker").count(), 4);
     }
 
     #[test]

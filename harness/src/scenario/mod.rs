@@ -45,6 +45,8 @@ pub struct Expectation {
     pub step: Option<FailStep>,
     pub signature: Option<Regex>,
     pub reason: Option<String>,
+    /// A timing-dependent failure: every round passing is a pass, not `fixed`.
+    pub intermittent: bool,
 }
 
 impl Expectation {
@@ -57,6 +59,7 @@ impl Expectation {
             step: None,
             signature: None,
             reason: None,
+            intermittent: false,
         }
     }
 }

@@ -231,6 +231,10 @@ pub struct ExpectClause {
     /// Why this expectation holds (the upstream fact behind it).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The failure depends on timing (a race in the engine): a cell where every round passed
+    /// is a pass, not `fixed`. The harness never retries to make it pass.
+    #[serde(default)]
+    pub intermittent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -202,6 +202,7 @@ fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, Scenari
         step: clause.step,
         signature,
         reason: clause.reason,
+        intermittent: clause.intermittent,
     })
 }
 

@@ -29,9 +29,16 @@ pub fn remove_container_cgroups(root: &Path, ids: &[String]) {
 /// Removes podman's cgroupfs parent (`libpod_parent`, with its `conmon` child) wherever it is empty:
 /// the harness's podman made it; `rmdir` leaves it wherever anything still uses it.
 pub fn remove_empty_parents(root: &Path) {
+    remove_empty_named(root, "libpod_parent");
+}
+
+/// Removes the cgroup `name` (an engine's cgroupfs parent, e.g. dockerd's `docker`) at the top of
+/// every hierarchy (and at the root of a cgroup2 mount), with the empty cgroups inside it.
+pub fn remove_empty_named(root: &Path, name: &str) {
+    remove_empty_tree(&root.join(name));
     let Ok(hierarchies) = std::fs::read_dir(root) else { return };
     for h in hierarchies.flatten() {
-        remove_empty_tree(&h.path().join("libpod_parent"));
+        remove_empty_tree(&h.path().join(name));
     }
 }
 

@@ -26,14 +26,17 @@ const COMMON: &[&str] = &[
     // Scenarios with a system bus outside the containers (`services:`) start dbus-daemon
     // with system.conf and its `messagebus` user themselves, without systemd.
     "systemd", "dbus", "dbus-daemon", "dbus-system-bus-common",
+    // The second engine: dockerd (started by the harness per stack), its containerd and CLI.
+    "docker.io", "containerd",
 ];
 
 pub const SUITES: &[Suite] = &[
     // bookworm has no libcriu2 package (its crun 1.8.1 is built without CRIU anyway).
     Suite { name: "bookworm", packages: &[] },
     // trixie's and sid's crun dlopen libcriu.so.2 without depending on it.
-    Suite { name: "trixie", packages: &["libcriu2"] },
-    Suite { name: "sid", packages: &["libcriu2"] },
+    // From trixie on, Debian ships docker's CLI in its own package.
+    Suite { name: "trixie", packages: &["libcriu2", "docker-cli"] },
+    Suite { name: "sid", packages: &["libcriu2", "docker-cli"] },
 ];
 
 impl Suite {

@@ -56,6 +56,35 @@ impl Entry {
     }
 }
 
+/// Stops a child the harness spawned (a service, dockerd): SIGTERM, SIGKILL after `grace`; always
+/// reaped. The PID stays ours until it is reaped, so it is never someone else's.
+pub fn stop_child(child: &Mutex<Option<std::process::Child>>, what: &str, grace: Duration) {
+    let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = child.id();
+    // SAFETY: kill(2) on our own child, not yet reaped, so the PID cannot belong to anyone else.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let started = Instant::now();
+    while started.elapsed() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::warn!("{what} (pid {pid}) did not exit within {grace:?} of SIGTERM: killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last lines of a log file (a service's, dockerd's), for an error message.
+pub fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 fn base_env(path: String) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), path),

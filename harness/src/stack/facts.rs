@@ -23,6 +23,9 @@ pub struct StackFacts {
     pub tools: BTreeMap<String, Tool>,
     /// `criu check`: None when criu is missing.
     pub criu_check: Option<CriuCheck>,
+    /// What the stack's dockerd says of itself, once the harness started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<super::dockerd::DockerFacts>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,7 +46,7 @@ pub struct CriuCheck {
     pub output: String,
 }
 
-const TOOLS: [&str; 5] = ["criu", "podman", "crun", "runc", "conmon"];
+const TOOLS: [&str; 8] = ["criu", "podman", "crun", "runc", "conmon", "docker", "dockerd", "containerd"];
 
 /// Probes a stack through `entry`; `root` is where the host sees the stack's filesystem.
 pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<StackFacts> {
@@ -98,6 +101,7 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
         cgroup_manager: cgroup_manager.unwrap_or_else(|| "unknown".to_string()),
         tools,
         criu_check,
+        docker: None,
     })
 }
 
@@ -116,16 +120,23 @@ impl StackFacts {
         if tool == "linux" {
             return crate::version::parse_lenient(&self.kernel);
         }
+        // The daemon's own word, once it runs, over what the CLI was built as.
+        if let Some(docker) = self.docker.as_ref().filter(|_| tool == "docker") {
+            return crate::version::parse_lenient(&docker.version);
+        }
         self.tools.get(tool)?.version.as_deref().and_then(|v| semver::Version::parse(v).ok())
     }
 
     /// Why a cell with this engine and runtime cannot run in this stack, if it cannot.
     pub fn skip_reason(&self, engine: &str, runtime: &str) -> Option<String> {
-        if engine != "podman" {
-            return Some(format!("engine `{engine}` has no driver yet (only podman)"));
-        }
-        if !self.tools.contains_key(engine) {
-            return Some(format!("{engine} is not installed in the {} stack", self.stack));
+        // The program that must be there for the engine to run at all.
+        let program = match engine {
+            "podman" => "podman",
+            "docker" => "dockerd",
+            other => return Some(format!("engine `{other}` has no driver (known: podman, docker)")),
+        };
+        if !self.tools.contains_key(program) {
+            return Some(format!("{program} is not installed in the {} stack", self.stack));
         }
         let Some(rt) = self.tools.get(runtime) else {
             return Some(format!("{runtime} is not installed in the {} stack", self.stack));
@@ -174,6 +185,7 @@ mod tests {
         tools.insert("runc".into(), tool("1.1.15", ""));
         tools.insert("crun".into(), tool("1.21.0", crun_details));
         tools.insert("criu".into(), tool("4.1.1", ""));
+        tools.insert("dockerd".into(), tool("26.1.5", ""));
         StackFacts {
             stack: "trixie".into(),
             os: "Debian".into(),
@@ -181,6 +193,7 @@ mod tests {
             cgroup: "v1".into(),
             cgroup_manager: "cgroupfs".into(),
             tools,
+            docker: None,
             criu_check: Some(CriuCheck {
                 ok: criu_ok,
                 summary: if criu_ok {
@@ -198,6 +211,9 @@ mod tests {
     #[case::criu_check_fails(false, "+CRIU", "podman", "runc", Some("vDSO"))]
     #[case::crun_without_criu(true, "+SYSTEMD +SELINUX", "podman", "crun", Some("without CRIU"))]
     #[case::no_such_runtime(true, "+CRIU", "podman", "youki", Some("youki is not installed"))]
+    #[case::docker_runs(true, "+CRIU", "docker", "crun", None)]
+    #[case::docker_needs_criu_too(false, "+CRIU", "docker", "runc", Some("vDSO"))]
+    #[case::no_such_engine(true, "+CRIU", "lxc", "runc", Some("no driver"))]
     fn decides_skips(
         #[case] ok: bool,
         #[case] crun: &str,
@@ -206,6 +222,12 @@ mod tests {
         #[case] reason: Option<&str>,
     ) {
         let got = facts(ok, crun).skip_reason(engine, runtime);
+        if engine == "docker" {
+            let mut without = facts(ok, crun);
+            without.tools.remove("dockerd");
+            let why = without.skip_reason(engine, runtime).unwrap_or_default();
+            assert!(why.contains("dockerd is not installed"), "{why}");
+        }
         match reason {
             None => assert_eq!(got, None),
             Some(needle) => assert!(got.as_deref().unwrap_or_default().contains(needle), "{got:?}"),

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cgroups;
 pub mod debian;
+pub mod dockerd;
 pub mod exec;
 pub mod facts;
 pub mod namespace;
@@ -35,6 +36,13 @@ pub struct Session {
     pub facts: StackFacts,
     /// The Debian suite the stack's own userland is (the base image of its containers).
     pub suite: String,
+    /// The stack's dockerd, once a docker cell asked for it. Declared before `place`: it is
+    /// stopped before the namespace it runs in goes.
+    docker: Option<dockerd::Daemon>,
+    /// Where docker's data root is kept for this stack (the cache), for a dockerd on the host.
+    docker_root: PathBuf,
+    /// `facts.json` in the cache, rewritten when dockerd adds its facts.
+    facts_file: Option<PathBuf>,
     place: Place,
 }
 
@@ -48,6 +56,19 @@ enum Place {
 }
 
 impl Session {
+    /// A stack that is this machine's own root: the host, or a VM guest's.
+    fn on_host(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf) -> Session {
+        Session {
+            name: name.to_string(),
+            facts,
+            suite,
+            docker: None,
+            docker_root,
+            facts_file: None,
+            place: Place::Host,
+        }
+    }
+
     pub fn entry(&self) -> Entry {
         match &self.place {
             Place::Host => Entry::host(),
@@ -71,6 +92,32 @@ impl Session {
         }
     }
 
+    /// The stack's dockerd, started now (logging to `log`) unless it runs already. Its facts join
+    /// the stack's.
+    pub async fn ensure_docker(&mut self, log: &std::path::Path) -> anyhow::Result<&dockerd::Daemon> {
+        if self.docker.is_none() {
+            let paths = match &self.place {
+                // The host's own stack keeps clear of a system dockerd; a VM guest's root is the stack.
+                Place::Host if crate::vm::guest::identity().is_none() => {
+                    dockerd::DaemonPaths::on_host(&self.docker_root)
+                }
+                _ => dockerd::DaemonPaths::standard(),
+            };
+            let daemon = dockerd::start(&self.name, &self.entry(), &self.host_path("/"), paths, log).await?;
+            self.facts.docker = Some(daemon.facts.clone());
+            if let Some(file) = &self.facts_file {
+                let _ = std::fs::write(file, serde_json::to_string_pretty(&self.facts)?);
+            }
+            self.docker = Some(daemon);
+        }
+        Ok(self.docker.as_ref().expect("started above"))
+    }
+
+    /// The stack's dockerd, if it was started.
+    pub fn docker(&self) -> Option<&dockerd::Daemon> {
+        self.docker.as_ref()
+    }
+
     /// How a person enters this stack by hand, for reproducers.
     pub fn how_to_enter(&self, cache: &Cache) -> String {
         match &self.place {
@@ -89,13 +136,14 @@ impl Session {
                     "# The {name} stack is a Debian {suite} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
                      {rebuilt}\
                      # Enter it as criu-matrix does (a private mount namespace, then pivot_root), then run the rest inside:\n\
-                     #   unshare --mount --propagation private -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage}\n\
+                     #   unshare --mount --propagation private -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage} {docker}\n\
                      # where ENTER_SCRIPT is:\n{script}",
                     name = self.name,
                     suite = self.suite,
                     pkgs = debian::Suite::find(&self.suite).map(|s| s.all_packages().join(",")).unwrap_or_default(),
                     root = dir.join("rootfs").display(),
                     storage = dir.join("storage").display(),
+                    docker = dir.join("docker").display(),
                     script = namespace::ENTER_SCRIPT.lines().map(|l| format!("#   {l}\n")).collect::<String>(),
                 )
             }
@@ -108,7 +156,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     if name == "host" {
         let facts = probe_host().await?;
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
-        return Ok(Session { name: name.to_string(), facts, suite, place: Place::Host });
+        return Ok(Session::on_host(name, facts, suite, cache.stack_dir(name).join("docker")));
     }
     let variant = variant::Variant::find(name);
     let suite = match variant {
@@ -120,7 +168,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     // Inside a criu-matrix VM the stack is the guest's own root.
     if crate::vm::guest::identity().is_some_and(|id| id.stack == name) {
         let facts = probe_host().await?;
-        return Ok(Session { name: name.to_string(), facts, suite: suite.to_string(), place: Place::Host });
+        return Ok(Session::on_host(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker")));
     }
     let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
@@ -134,15 +182,19 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
             }
         })
         .await?;
-    let holder = namespace::enter(name, &rootfs, &dir.join("storage"), &dir.join("holder.json")).await?;
+    let holder =
+        namespace::enter(name, &rootfs, &dir.join("storage"), &dir.join("docker"), &dir.join("holder.json")).await?;
     // Containers an earlier, killed run left in this stack's storage.
-    namespace::remove_containers(&holder.entry());
+    namespace::remove_containers(&holder.entry(), holder.pid);
     let facts = facts::probe(name, &holder.entry(), &holder.host_path("/")).await?;
     std::fs::write(dir.join("facts.json"), serde_json::to_string_pretty(&facts)?)?;
     Ok(Session {
         name: name.to_string(),
         facts,
         suite: suite.to_string(),
+        docker: None,
+        docker_root: dir.join("docker"),
+        facts_file: Some(dir.join("facts.json")),
         place: Place::Namespace { holder, _lock: lock },
     })
 }

@@ -24,9 +24,10 @@ use std::time::Duration;
 pub const LABEL: &str = "criu-matrix";
 
 /// The setup the holder runs before waiting: also printed into reproducers, so a person can enter
-/// the same stack by hand. `$1` is the rootfs, `$2` the container storage directory.
+/// the same stack by hand. `$1` is the rootfs, `$2` podman's storage directory, `$3` docker's data
+/// root (both in the cache, so images outlive the namespace).
 pub const ENTER_SCRIPT: &str = r#"set -eu
-root=$1 storage=$2
+root=$1 storage=$2 docker=$3
 mount --make-rprivate /
 mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
@@ -42,6 +43,8 @@ mount -t tmpfs -o mode=755 run "$root/run"
 mount -t tmpfs -o mode=1777 tmp "$root/tmp"
 mkdir -p "$storage" "$root/var/lib/containers"
 mount --bind "$storage" "$root/var/lib/containers"
+mkdir -p "$docker" "$root/var/lib/docker"
+mount --bind "$docker" "$root/var/lib/docker"
 cd "$root"
 mkdir -p .old-root
 pivot_root . .old-root
@@ -77,12 +80,19 @@ impl Holder {
 }
 
 /// Enters the stack rooted at `rootfs`, after tearing down what a killed earlier run left.
-pub async fn enter(stack: &str, rootfs: &Path, storage: &Path, state_file: &Path) -> anyhow::Result<Holder> {
+pub async fn enter(
+    stack: &str,
+    rootfs: &Path,
+    storage: &Path,
+    docker: &Path,
+    state_file: &Path,
+) -> anyhow::Result<Holder> {
     recover_stale(state_file);
     let mut child = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--", "sh", "-c", ENTER_SCRIPT, "criu-matrix-enter"])
         .arg(rootfs)
         .arg(storage)
+        .arg(docker)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -114,7 +124,7 @@ pub async fn enter(stack: &str, rootfs: &Path, storage: &Path, state_file: &Path
     let teardown = {
         let (mnt_ns, state_file, stack) = (mnt_ns.clone(), state_file.to_path_buf(), stack.to_string());
         cleanup::on_cleanup(format!("remove the {stack} stack's containers and namespace"), move || {
-            remove_containers(&Entry::namespace(pid));
+            remove_containers(&Entry::namespace(pid), pid);
             end_namespace_processes(&mnt_ns, Some(pid));
             stop_holder(&child);
             super::cgroups::remove_empty_parents(Path::new("/sys/fs/cgroup"));
@@ -125,8 +135,15 @@ pub async fn enter(stack: &str, rootfs: &Path, storage: &Path, state_file: &Path
     Ok(Holder { pid, mnt_ns, _teardown: teardown })
 }
 
-/// Removes every container the harness labelled, through the stack's own podman.
-pub fn remove_containers(entry: &Entry) {
+/// Removes every container the harness labelled, through the stack's own podman (and its
+/// dockerd, when one still answers: a run killed outright leaves it running).
+pub fn remove_containers(entry: &Entry, holder: u32) {
+    let socket = PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::DaemonPaths::standard().socket));
+    super::dockerd::remove_labelled_at(&socket);
+    remove_podman_containers(entry);
+}
+
+fn remove_podman_containers(entry: &Entry) {
     let list = ["podman", "ps", "--all", "--quiet", "--filter", &format!("label={LABEL}")].map(String::from);
     let Ok(out) = entry.run_blocking(&list) else { return };
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
@@ -165,7 +182,7 @@ fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
 }
 
 /// Polls `done` until it holds or `limit` passes; says whether it held.
-fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = std::time::Instant::now();
     while !done() {
         if started.elapsed() > limit {
@@ -193,7 +210,7 @@ fn recover_stale(state_file: &Path) {
         .is_ok_and(|l| l.display().to_string() == state.mnt_ns);
     tracing::warn!("cleaning up after an earlier run of this stack that did not finish (holder {})", state.pid);
     if holder_alive {
-        remove_containers(&Entry::namespace(state.pid));
+        remove_containers(&Entry::namespace(state.pid), state.pid);
     }
     end_namespace_processes(&state.mnt_ns, None);
 }

@@ -112,9 +112,9 @@ async fn ensure_build(cache: &Cache, variant: Variant) -> anyhow::Result<(PathBu
         return Ok((out, true));
     }
     let (rootfs, _) = debian::ensure_rootfs_in(cache, &dir, variant.suite, BUILD_PACKAGES).await?;
+    let name = format!("{}-build", variant.name);
     let holder =
-        namespace::enter(&format!("{}-build", variant.name), &rootfs, &dir.join("storage"), &dir.join("holder.json"))
-            .await?;
+        namespace::enter(&name, &rootfs, &dir.join("storage"), &dir.join("docker"), &dir.join("holder.json")).await?;
     std::fs::write(rootfs.join("build.sh"), BUILD_SCRIPT)?;
     let inner_out = "/build/out";
     remove_tree(&rootfs.join(inner_out.trim_start_matches('/')))?;

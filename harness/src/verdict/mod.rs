@@ -92,6 +92,13 @@ fn classify_full(expected: &Expectation, outcome: &Outcome) -> Classification {
         (ExpectedOutcome::Passes, Outcome::Failed(f)) => {
             plain(Verdict::Fail, format!("round {} {}: {}", f.round, f.step, f.message))
         }
+        (ExpectedOutcome::Fails, Outcome::Passed { rounds }) if expected.intermittent => plain(
+            Verdict::Pass,
+            format!(
+                "{rounds} rounds checkpointed, restored and verified; the intermittent failure expected{} did not occur",
+                where_expected(expected)
+            ),
+        ),
         (ExpectedOutcome::Fails, Outcome::Passed { rounds }) => plain(
             Verdict::Fixed,
             format!(
@@ -157,7 +164,12 @@ mod tests {
             step: Some(FailStep::Checkpoint),
             signature: Some(Regex::new(r"Unseizable non-zombie \d+ found, state S").unwrap()),
             reason: None,
+            intermittent: false,
         }
+    }
+
+    fn expect_race() -> Expectation {
+        Expectation { intermittent: true, round: None, step: Some(FailStep::Restore), ..expect_bug() }
     }
 
     fn failed(round: u32, step: FailStep, evidence: &str) -> Outcome {
@@ -175,6 +187,9 @@ mod tests {
     #[case::wrong_step(expect_bug(), failed(2, FailStep::Restore, BUG_LOG), Verdict::Fail)]
     #[case::no_signature(expect_bug(), failed(2, FailStep::Checkpoint, "Error: something else"), Verdict::Fail)]
     #[case::fixed(expect_bug(), Outcome::Passed { rounds: 3 }, Verdict::Fixed)]
+    #[case::a_race_that_did_not_happen(expect_race(), Outcome::Passed { rounds: 3 }, Verdict::Pass)]
+    #[case::a_race_that_did(expect_race(), failed(3, FailStep::Restore, BUG_LOG), Verdict::Reproduced)]
+    #[case::a_race_elsewhere(expect_race(), failed(1, FailStep::Checkpoint, BUG_LOG), Verdict::Fail)]
     #[case::error_wins(expect_bug(), Outcome::Error { step: "build".into(), message: "x".into() }, Verdict::Error)]
     #[case::skip_wins(Expectation::passes(), Outcome::Skipped("no podman".into()), Verdict::Skip)]
     fn verdicts(#[case] expected: Expectation, #[case] outcome: Outcome, #[case] verdict: Verdict) {

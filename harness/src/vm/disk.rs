@@ -1,6 +1,6 @@
 //! The disks a VM boots with, all ext4 made by `mkfs.ext4 -d` from a directory (no loop mounts):
-//! - the stack disk: the stack's rootfs with its container storage (base and scenario images
-//!   already built on the host) and the guest init, cached while its inputs are unchanged and
+//! - the stack disk: the stack's rootfs with its container storage (podman's and docker's data
+//!   root, base and scenario images already built on the host) and the guest init, cached while its inputs are unchanged and
 //!   attached copy-on-write (`snapshot=on`), so a cell never dirties it;
 //! - the modules disk of a kernel, cached, read-only;
 //! - the work disk of one cell: the harness binary and the project in, the cell's record out.
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Bumped when what a stack disk holds changes shape.
-const STACK_DISK_FORMAT: &str = "3";
+const STACK_DISK_FORMAT: &str = "4";
 /// Room left on the stack disk for containers, checkpoints and logs.
 const STACK_DISK_SPARE_MB: u64 = 3072;
 
@@ -25,6 +25,7 @@ pub async fn ensure_stack_disk(
     stack: &str,
     rootfs: &Path,
     storage: &Path,
+    docker: &Path,
     init: &str,
 ) -> anyhow::Result<(PathBuf, bool)> {
     let mut hash = Sha256::new();
@@ -32,6 +33,7 @@ pub async fn ensure_stack_disk(
     hash.update(std::fs::read(rootfs.join(".criu-matrix-stack.json")).unwrap_or_default());
     // The image list changes whenever an image is built or imported.
     hash.update(std::fs::read(storage.join("storage/overlay-images/images.json")).unwrap_or_default());
+    hash.update(std::fs::read(docker.join("image/overlay2/repositories.json")).unwrap_or_default());
     hash.update(init);
     let key = format!("{:x}", hash.finalize());
     let disks = vm_dir.join("disks");
@@ -49,6 +51,11 @@ pub async fn ensure_stack_disk(
     std::fs::create_dir_all(&containers)?;
     if storage.join("storage").is_dir() {
         link_tree(&storage.join("storage"), &containers.join("storage"))?;
+    }
+    // docker's data root as the stack's dockerd left it (idle: nothing runs while this is linked).
+    if docker.join("image").is_dir() {
+        let _ = std::fs::remove_dir(staging.join("var/lib/docker"));
+        link_tree(docker, &staging.join("var/lib/docker"))?;
     }
     write_executable(&staging.join("criu-matrix-init"), init)?;
     // With systemd as PID 1 (when the rootfs has it) the same script runs from a unit.

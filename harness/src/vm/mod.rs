@@ -33,6 +33,8 @@ pub struct VmCell<'a> {
     pub events: &'a Events,
     pub stack_rootfs: PathBuf,
     pub stack_storage: PathBuf,
+    /// docker's data root of the stack (images built on the host for docker cells).
+    pub stack_docker: PathBuf,
     /// The host's directory for this cell's logs.
     pub log_dir: &'a Path,
     /// The longest the cell's own steps may take (its scenario's limits added up).
@@ -90,6 +92,7 @@ impl Machine {
         stack: &str,
         rootfs: &Path,
         storage: &Path,
+        docker: &Path,
     ) -> anyhow::Result<Machine> {
         let tools = events
             .timed("vm", "VM tools rootfs (qemu, e2fsprogs)", tools::ensure(cache))
@@ -106,7 +109,11 @@ impl Machine {
         let vm_dir = cache.root.join("vm");
         let init_text = format!("{}\n# unit:\n# {}", guest::INIT_SCRIPT, guest::SYSTEMD_UNIT.replace('\n', "\n# "));
         let stack_disk = events
-            .timed(stack, "VM stack disk", disk::ensure_stack_disk(&tools, &vm_dir, stack, rootfs, storage, &init_text))
+            .timed(
+                stack,
+                "VM stack disk",
+                disk::ensure_stack_disk(&tools, &vm_dir, stack, rootfs, storage, docker, &init_text),
+            )
             .await?;
         let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
         Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir })
@@ -160,9 +167,8 @@ impl Machine {
 
 pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
     let key = cell.key;
-    let machine =
-        Machine::prepare(cell.cache, cell.events, &key.kernel, &key.stack, &cell.stack_rootfs, &cell.stack_storage)
-            .await?;
+    let (rootfs, storage, docker) = (&cell.stack_rootfs, &cell.stack_storage, &cell.stack_docker);
+    let machine = Machine::prepare(cell.cache, cell.events, &key.kernel, &key.stack, rootfs, storage, docker).await?;
     let console_path = cell.log_dir.join("console.log");
     let booted = machine
         .boot(
