@@ -22,6 +22,9 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// `key=value` labels; the harness label is always added.
     pub labels: Vec<String>,
+    /// OCI annotations, put in the runtime's `config.json` (where runc and crun read
+    /// `org.criu.config`); a driver that cannot pass them must refuse, not drop them.
+    pub annotations: BTreeMap<String, String>,
     /// Paths of the stack bind-mounted into the container.
     pub mounts: Vec<BindMount>,
 }

@@ -161,6 +161,9 @@ impl Engine for Podman {
         for l in &r.labels {
             args.extend(["--label".into(), l.clone()]);
         }
+        for (key, value) in &r.annotations {
+            args.extend(["--annotation".into(), format!("{key}={value}")]);
+        }
         match r.network {
             Network::None => args.extend(["--network".into(), "none".into()]),
             Network::Bridge => {}
