@@ -101,3 +101,97 @@ fn the_in_place_flow_passes_where_the_export_flow_fails(
         scenario("java-daemon-double-checkpoint-in-place").expectation_for(&Cell { runtime, version, cgroup, manager });
     assert_eq!(e.outcome, ExpectedOutcome::Passes);
 }
+
+/// A cell of the Netty ghost-file scenarios as a clause sees it: the engine, the runtime and its
+/// version, and CRIU's version (crun >= 1.26 names a configuration file only through the
+/// libcriu of CRIU >= 4.2).
+struct ConfigCell {
+    engine: &'static str,
+    runtime: &'static str,
+    version: &'static str,
+    criu: &'static str,
+}
+
+impl CellFacts for ConfigCell {
+    fn axis(&self, name: &str) -> Option<String> {
+        match name {
+            "engine" => Some(self.engine.to_string()),
+            "runtime" => Some(self.runtime.to_string()),
+            _ => None,
+        }
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        let version = match tool {
+            "criu" => self.criu,
+            t if t == self.runtime => self.version,
+            _ => return None,
+        };
+        criu_matrix::version::parse_lenient(version)
+    }
+}
+
+/// What a Netty ghost-file cell must end with: passing, or failing its first checkpoint with
+/// one of these lines in the logs.
+#[derive(Debug, Clone, Copy)]
+enum Ghost {
+    Dumped,
+    OverLimit,
+    NoLibcriuConfig,
+}
+
+/// CRIU's own line (measured on trixie, CRIU 4.1.1) and crun's refusal of the annotation.
+const OVER_LIMIT: &str = "(00.010172) Error (criu/files-reg.c:1031): Can't dump ghost file \
+     /tmp/libnetty_tcnative_linux_x86_641674480247226347803.so of 7028736 size, increase limit";
+const NO_LIBCRIU_CONFIG: &str = "Error: libcriu RPC config files supported in CRIU >= 4.2";
+
+/// Where each variant's ghost-limit is read, by the facts of runc's and crun's CRIU code: runc
+/// names runc.conf (or the annotation's file); crun before 1.26 names no file; crun 1.26+ names
+/// the annotation's file, else crun.conf, else runc.conf, with CRIU 4.2's libcriu only. CRIU reads
+/// default.conf itself. The engine changes nothing: neither passes a ghost limit.
+#[rstest]
+#[case::no_config_runc("netty-jni-ghost-file", "runc", "1.3.6", "4.2.1", Ghost::OverLimit)]
+#[case::no_config_crun("netty-jni-ghost-file", "crun", "1.28", "4.2.1", Ghost::OverLimit)]
+#[case::runc_conf_runc_1_1_5("netty-jni-ghost-file-runc-conf", "runc", "1.1.5", "3.17.1", Ghost::Dumped)]
+#[case::runc_conf_runc_1_1_15("netty-jni-ghost-file-runc-conf", "runc", "1.1.15", "4.1.1", Ghost::Dumped)]
+#[case::runc_conf_crun_1_21("netty-jni-ghost-file-runc-conf", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::runc_conf_crun_1_26_old_libcriu("netty-jni-ghost-file-runc-conf", "crun", "1.26", "4.1.1", Ghost::OverLimit)]
+#[case::runc_conf_crun_1_28("netty-jni-ghost-file-runc-conf", "crun", "1.28", "4.2.1", Ghost::Dumped)]
+#[case::default_conf_runc("netty-jni-ghost-file-default-conf", "runc", "1.1.15", "4.1.1", Ghost::Dumped)]
+#[case::default_conf_crun_1_8("netty-jni-ghost-file-default-conf", "crun", "1.8.1", "3.17.1", Ghost::Dumped)]
+#[case::default_conf_crun_1_21("netty-jni-ghost-file-default-conf", "crun", "1.21", "4.1.1", Ghost::Dumped)]
+#[case::crun_conf_runc("netty-jni-ghost-file-crun-conf", "runc", "1.3.6", "4.2.1", Ghost::OverLimit)]
+#[case::crun_conf_crun_1_21("netty-jni-ghost-file-crun-conf", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::crun_conf_crun_1_26_old_libcriu("netty-jni-ghost-file-crun-conf", "crun", "1.26", "4.1.1", Ghost::OverLimit)]
+#[case::crun_conf_crun_1_26("netty-jni-ghost-file-crun-conf", "crun", "1.26", "4.2", Ghost::Dumped)]
+#[case::annotation_runc_1_1_5("netty-jni-ghost-file-annotation", "runc", "1.1.5", "3.17.1", Ghost::Dumped)]
+#[case::annotation_crun_1_21("netty-jni-ghost-file-annotation", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::annotation_crun_1_26_old_libcriu(
+    "netty-jni-ghost-file-annotation",
+    "crun",
+    "1.26",
+    "4.1.1",
+    Ghost::NoLibcriuConfig
+)]
+#[case::annotation_crun_1_28("netty-jni-ghost-file-annotation", "crun", "1.28", "4.2.1", Ghost::Dumped)]
+fn the_ghost_limit_holds_where_the_runtime_or_criu_reads_it(
+    #[case] id: &str,
+    #[case] runtime: &'static str,
+    #[case] version: &'static str,
+    #[case] criu: &'static str,
+    #[case] ghost: Ghost,
+) {
+    let scenario = scenario(id);
+    for engine in ["podman", "docker"] {
+        let e = scenario.expectation_for(&ConfigCell { engine, runtime, version, criu });
+        let line = match ghost {
+            Ghost::Dumped => {
+                assert_eq!(e.outcome, ExpectedOutcome::Passes, "{engine}: {:?}", e.reason);
+                continue;
+            }
+            Ghost::OverLimit => OVER_LIMIT,
+            Ghost::NoLibcriuConfig => NO_LIBCRIU_CONFIG,
+        };
+        assert_eq!((e.outcome, e.round, e.step), (ExpectedOutcome::Fails, Some(1), Some(FailStep::Checkpoint)));
+        assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{engine}: {:?} !~ {line}", e.signature);
+    }
+}
