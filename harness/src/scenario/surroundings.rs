@@ -68,9 +68,9 @@ pub struct CriuConfigFile {
     pub options: Vec<String>,
 }
 
-/// The OCI annotation naming the CRIU configuration file that runc (and crun >= 1.26 with CRIU
-/// >= 4.2) passes to CRIU in place of its own `/etc/criu/runc.conf` (`crun.conf`); an empty value
-/// names none. CRIU reads that file last, over the options of the runtime's request.
+/// The OCI annotation naming the CRIU configuration file that runc (and crun from 1.26, with
+/// CRIU from 4.2) passes to CRIU in place of its own `/etc/criu/runc.conf` (`crun.conf`); an
+/// empty value names none. CRIU reads that file last, over the options of the runtime's request.
 pub const CRIU_CONFIG_ANNOTATION: &str = "org.criu.config";
 
 /// Replaces `{dir}` with the cell's directory.
