@@ -53,12 +53,22 @@ struct Ran {
     rounds: Vec<crate::record::RoundRecord>,
     expectation: Expectation,
     versions: std::collections::BTreeMap<String, String>,
+    criu_config: Option<crate::record::CriuConfigRecord>,
 }
 
 impl Ran {
     /// A cell that ended before its stack was known: no expectation applies but "passes".
     fn before_stack(outcome: Outcome) -> Ran {
-        Ran { outcome, rounds: Vec::new(), expectation: Expectation::passes(), versions: Default::default() }
+        Ran::before_container(outcome, Expectation::passes(), Default::default())
+    }
+
+    /// A cell that ended before its container was set up (skipped, or its image failed).
+    fn before_container(
+        outcome: Outcome,
+        expectation: Expectation,
+        versions: std::collections::BTreeMap<String, String>,
+    ) -> Ran {
+        Ran { outcome, rounds: Vec::new(), expectation, versions, criu_config: None }
     }
 }
 
@@ -132,7 +142,7 @@ impl Runner {
             Err(message) => Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
             Ok(()) => self.execute_cell(cell, &name, &log_dir, &transcript).await,
         };
-        let Ran { outcome, rounds, expectation, versions } = ran;
+        let Ran { outcome, rounds, expectation, versions, criu_config } = ran;
 
         if let Outcome::Error { step, message } = &outcome {
             // The verdict keeps one line; the whole message is evidence too.
@@ -163,6 +173,7 @@ impl Runner {
             seconds: started.elapsed().as_secs_f64(),
             logs: Some(self.run.relative(&log_dir)),
             reproducer,
+            criu_config,
         };
         // A cell cut short by Ctrl-C is not a finished cell: record nothing, let the handler end it.
         crate::cleanup::hold_if_interrupted();
@@ -238,13 +249,13 @@ impl Runner {
         let expectation = cell.scenario.expectation_for(&facts);
         let versions = versions_of(session, &cell.key.engine);
         if let Some(why) = session.facts.skip_reason(&cell.key.engine, &cell.key.runtime) {
-            return Ran { outcome: Outcome::Skipped(why), rounds: Vec::new(), expectation, versions };
+            return Ran::before_container(Outcome::Skipped(why), expectation, versions);
         }
         let engine = match driver(session, &cell.key.engine, transcript.clone()) {
             Ok(engine) => engine,
             Err(e) => {
                 let outcome = Outcome::Error { step: "engine".into(), message: format!("{e:#}") };
-                return Ran { outcome, rounds: Vec::new(), expectation, versions };
+                return Ran::before_container(outcome, expectation, versions);
             }
         };
         let image = self.cell_image(&engine, session, bases.get(&cell.key.engine), cell).await;
@@ -252,7 +263,7 @@ impl Runner {
             Ok(image) => image,
             Err(e) => {
                 let outcome = Outcome::Error { step: "image".into(), message: format!("{e:#}") };
-                return Ran { outcome, rounds: Vec::new(), expectation, versions };
+                return Ran::before_container(outcome, expectation, versions);
             }
         };
         let image_dir = self.project.images().join(&cell.scenario.image);
@@ -266,7 +277,8 @@ impl Runner {
             log_dir,
         };
         let done = execute::execute(&engine, session, &spec, &self.events).await;
-        Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions }
+        let criu_config = Some(done.criu_config);
+        Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions, criu_config }
     }
 
     /// Ensures the cell's scenario image in the stack; returns its tag.
@@ -298,6 +310,7 @@ impl Runner {
             seconds: 0.0,
             logs: Some(self.run.relative(log_dir)),
             reproducer: None,
+            criu_config: None,
         };
         let fail = |record: &mut CellRecord, step: &str, message: String| {
             let _ = std::fs::write(log_dir.join("error.txt"), format!("{step}: {message}\n"));
@@ -349,6 +362,7 @@ impl Runner {
                         record.rounds = guest.rounds;
                         record.versions = guest.versions;
                         record.reproducer = guest.reproducer;
+                        record.criu_config = guest.criu_config;
                     }
                     (None, error) => {
                         fail(&mut record, "vm", error.unwrap_or_else(|| "the guest recorded nothing".into()))

@@ -265,3 +265,183 @@ fn docker_cells_expect_the_docker_failures_measured_here(
         }
     }
 }
+
+/// A cell of the Netty ghost-file scenarios as a clause sees it: the engine and its version,
+/// the runtime and its version, and CRIU's version (crun >= 1.26 names a configuration file only
+/// through the libcriu of CRIU >= 4.2).
+struct ConfigCell {
+    engine: &'static str,
+    engine_version: &'static str,
+    runtime: &'static str,
+    version: &'static str,
+    criu: &'static str,
+}
+
+impl CellFacts for ConfigCell {
+    fn axis(&self, name: &str) -> Option<String> {
+        match name {
+            "engine" => Some(self.engine.to_string()),
+            "runtime" => Some(self.runtime.to_string()),
+            _ => None,
+        }
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        let version = match tool {
+            "criu" => self.criu,
+            t if t == self.runtime => self.version,
+            t if t == self.engine => self.engine_version,
+            _ => return None,
+        };
+        criu_matrix::version::parse_lenient(version)
+    }
+}
+
+/// How a Netty ghost-file cell must end: passing, or failing with this measured line in its logs.
+#[derive(Debug, Clone, Copy)]
+enum Ghost {
+    Dumped,
+    /// CRIU's own refusal (trixie, CRIU 4.1.1), at the first checkpoint.
+    OverLimit,
+    /// crun 1.26+ refusing the annotation with CRIU < 4.2's libcriu, at the first checkpoint.
+    NoLibcriuConfig,
+    /// Docker with crun < 1.22: no checkpoint at all (crun#1741).
+    NoWorkDir,
+    /// Docker 28 with crun: the first restore (moby#50750).
+    StaleTask,
+    /// Docker 28 with runc: a restore (containerd#12141).
+    NoNetns,
+}
+
+impl Ghost {
+    fn line(self) -> Option<(&'static str, FailStep, Option<u32>)> {
+        Some(match self {
+            Ghost::Dumped => return None,
+            Ghost::OverLimit => (
+                "(00.010172) Error (criu/files-reg.c:1031): Can't dump ghost file \
+                 /tmp/libnetty_tcnative_linux_x86_641674480247226347803.so of 7028736 size, increase limit",
+                FailStep::Checkpoint,
+                Some(1),
+            ),
+            Ghost::NoLibcriuConfig => {
+                ("Error: libcriu RPC config files supported in CRIU >= 4.2", FailStep::Checkpoint, Some(1))
+            }
+            Ghost::NoWorkDir => (
+                "exit status 1: error opening CRIU work directory \
+                 `/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/2829ff3f/work/criu-work`: \
+                 No such file or directory",
+                FailStep::Checkpoint,
+                Some(1),
+            ),
+            Ghost::StaleTask => (
+                "could not delete stale containerd task object: failed to delete task: failed to delete task: \
+                 cannot open directory `/run/docker/runtime-runc/moby/fc8c097a0ee4c705`",
+                FailStep::Restore,
+                Some(1),
+            ),
+            Ghost::NoNetns => (
+                "Error response from daemon: bind-mount /proc/0/ns/net -> /run/docker/netns/e88183f08b99: \
+                 no such file or directory",
+                FailStep::Restore,
+                None,
+            ),
+        })
+    }
+}
+
+/// Where each variant's ghost-limit is read, by the facts of runc's and crun's CRIU code: runc
+/// names runc.conf (or the annotation's file); crun before 1.26 names no file; crun 1.26+ names
+/// the annotation's file, else crun.conf, else runc.conf, with CRIU 4.2's libcriu only. CRIU reads
+/// default.conf itself. Docker adds its own failures where the checkpoint would pass (measured).
+#[rstest]
+#[case::no_config_runc("netty-jni-ghost-file", "podman", "runc", "1.3.6", "4.2.1", Ghost::OverLimit)]
+#[case::no_config_crun("netty-jni-ghost-file", "podman", "crun", "1.28", "4.2.1", Ghost::OverLimit)]
+#[case::runc_conf_runc_1_1_5("netty-jni-ghost-file-runc-conf", "podman", "runc", "1.1.5", "3.17.1", Ghost::Dumped)]
+#[case::runc_conf_runc_1_1_15("netty-jni-ghost-file-runc-conf", "podman", "runc", "1.1.15", "4.1.1", Ghost::Dumped)]
+#[case::runc_conf_crun_1_21("netty-jni-ghost-file-runc-conf", "podman", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::runc_conf_crun_1_26_old_libcriu(
+    "netty-jni-ghost-file-runc-conf",
+    "podman",
+    "crun",
+    "1.26",
+    "4.1.1",
+    Ghost::OverLimit
+)]
+#[case::runc_conf_crun_1_28("netty-jni-ghost-file-runc-conf", "podman", "crun", "1.28", "4.2.1", Ghost::Dumped)]
+#[case::default_conf_runc("netty-jni-ghost-file-default-conf", "podman", "runc", "1.1.15", "4.1.1", Ghost::Dumped)]
+#[case::default_conf_crun_1_8("netty-jni-ghost-file-default-conf", "podman", "crun", "1.8.1", "3.17.1", Ghost::Dumped)]
+#[case::default_conf_crun_1_21("netty-jni-ghost-file-default-conf", "podman", "crun", "1.21", "4.1.1", Ghost::Dumped)]
+#[case::crun_conf_runc("netty-jni-ghost-file-crun-conf", "podman", "runc", "1.3.6", "4.2.1", Ghost::OverLimit)]
+#[case::crun_conf_crun_1_21("netty-jni-ghost-file-crun-conf", "podman", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::crun_conf_crun_1_26_old_libcriu(
+    "netty-jni-ghost-file-crun-conf",
+    "podman",
+    "crun",
+    "1.26",
+    "4.1.1",
+    Ghost::OverLimit
+)]
+#[case::crun_conf_crun_1_26("netty-jni-ghost-file-crun-conf", "podman", "crun", "1.26", "4.2", Ghost::Dumped)]
+#[case::annotation_runc_1_1_5("netty-jni-ghost-file-annotation", "podman", "runc", "1.1.5", "3.17.1", Ghost::Dumped)]
+#[case::annotation_crun_1_21("netty-jni-ghost-file-annotation", "podman", "crun", "1.21", "4.1.1", Ghost::OverLimit)]
+#[case::annotation_crun_1_26_old_libcriu(
+    "netty-jni-ghost-file-annotation",
+    "podman",
+    "crun",
+    "1.26",
+    "4.1.1",
+    Ghost::NoLibcriuConfig
+)]
+#[case::annotation_crun_1_28("netty-jni-ghost-file-annotation", "podman", "crun", "1.28", "4.2.1", Ghost::Dumped)]
+#[case::docker_26_no_config_runc("netty-jni-ghost-file", "docker", "runc", "1.1.15", "4.1.1", Ghost::OverLimit)]
+#[case::docker_26_no_config_crun("netty-jni-ghost-file", "docker", "crun", "1.21", "4.1.1", Ghost::NoWorkDir)]
+#[case::docker_28_no_config_crun("netty-jni-ghost-file", "docker", "crun", "1.28", "4.2.1", Ghost::OverLimit)]
+#[case::docker_26_runc_conf_runc("netty-jni-ghost-file-runc-conf", "docker", "runc", "1.1.15", "4.1.1", Ghost::Dumped)]
+#[case::docker_26_annotation_crun(
+    "netty-jni-ghost-file-annotation",
+    "docker",
+    "crun",
+    "1.21",
+    "4.1.1",
+    Ghost::NoWorkDir
+)]
+#[case::docker_28_runc_conf_runc("netty-jni-ghost-file-runc-conf", "docker", "runc", "1.3.6", "4.2.1", Ghost::NoNetns)]
+#[case::docker_28_default_conf_crun(
+    "netty-jni-ghost-file-default-conf",
+    "docker",
+    "crun",
+    "1.28",
+    "4.2.1",
+    Ghost::StaleTask
+)]
+#[case::docker_28_crun_conf_runc(
+    "netty-jni-ghost-file-crun-conf",
+    "docker",
+    "runc",
+    "1.3.6",
+    "4.2.1",
+    Ghost::OverLimit
+)]
+fn the_ghost_limit_holds_where_the_runtime_or_criu_reads_it(
+    #[case] id: &str,
+    #[case] engine: &'static str,
+    #[case] runtime: &'static str,
+    #[case] version: &'static str,
+    #[case] criu: &'static str,
+    #[case] ghost: Ghost,
+) {
+    // The suites' docker: 26.1.5 with CRIU 4.1.1 (trixie), 28.5.2 with CRIU 4.2.1 (sid).
+    let engine_version = match (engine, criu) {
+        ("docker", "4.2.1") => "28.5.2",
+        ("docker", _) => "26.1.5",
+        _ => "5.4.2",
+    };
+    let cell = ConfigCell { engine, engine_version, runtime, version, criu };
+    let e = scenario(id).expectation_for(&cell);
+    match ghost.line() {
+        None => assert_eq!(e.outcome, ExpectedOutcome::Passes, "{:?}", e.reason),
+        Some((line, step, round)) => {
+            assert_eq!((e.outcome, e.step, e.round), (ExpectedOutcome::Fails, Some(step), round), "{:?}", e.reason);
+            assert!(e.signature.as_ref().is_some_and(|s| s.is_match(line)), "{:?} !~ {line}", e.signature);
+        }
+    }
+}

@@ -157,6 +157,9 @@ impl Docker {
             runtime: Some(r.runtime.clone()),
             network_mode: (r.network == Network::None).then(|| "none".to_string()),
             mounts: (!mounts.is_empty()).then_some(mounts),
+            // Docker puts these in the OCI spec it hands the runtime (API 1.43+).
+            annotations: (!r.annotations.is_empty())
+                .then(|| r.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -583,12 +586,14 @@ mod tests {
             env: vec!["A=1".into()],
             args: vec!["/bin/sh".into(), "-c".into(), "x".into()],
             labels: vec!["criu-matrix.cell=x".into()],
+            annotations: [("org.criu.config".to_string(), "/etc/criu/x.conf".to_string())].into(),
             mounts: vec![super::super::BindMount { source: "/s".into(), target: "/t".into() }],
         };
         let line = shell_join(&r.cli_words(&[]));
         assert_eq!(
             line,
-            "--name c1 --runtime crun --label criu-matrix --label criu-matrix.cell=x --network none --env A=1 \
+            "--name c1 --runtime crun --label criu-matrix --label criu-matrix.cell=x \
+             --annotation org.criu.config=/etc/criu/x.conf --network none --env A=1 \
              --mount type=bind,source=/s,target=/t img:1 /bin/sh -c x"
         );
     }

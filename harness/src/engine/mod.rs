@@ -24,6 +24,9 @@ pub struct RunRequest {
     pub args: Vec<String>,
     /// `key=value` labels; the harness label is always added.
     pub labels: Vec<String>,
+    /// OCI annotations, put in the runtime's `config.json` (where runc and crun read
+    /// `org.criu.config`); a driver that cannot pass them must refuse, not drop them.
+    pub annotations: BTreeMap<String, String>,
     /// Paths of the stack bind-mounted into the container.
     pub mounts: Vec<BindMount>,
 }
@@ -37,6 +40,9 @@ impl RunRequest {
         args.extend(extra.iter().cloned());
         for l in &self.labels {
             args.extend(["--label".into(), l.clone()]);
+        }
+        for (key, value) in &self.annotations {
+            args.extend(["--annotation".into(), format!("{key}={value}")]);
         }
         if self.network == Network::None {
             args.extend(["--network".into(), "none".into()]);

@@ -3,6 +3,7 @@
 //! removed when it ends, however it ends.
 
 pub mod pidfds;
+mod criu_config;
 pub mod placement;
 mod rfb;
 mod surroundings;
@@ -12,7 +13,8 @@ mod vnc;
 use crate::cleanup;
 use crate::engine::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::events::{Event, Events};
-use crate::record::RoundRecord;
+use crate::record::{CriuConfigRecord, RoundRecord};
+use crate::scenario::surroundings::CRIU_CONFIG_ANNOTATION;
 use crate::scenario::{FailStep, PrecheckStep, Scenario, VerifyStep};
 use crate::stack::Session;
 use crate::verdict::{Failure, Outcome};
@@ -26,6 +28,8 @@ pub use verify::{read_counter, Probe};
 pub struct Execution {
     pub outcome: Outcome,
     pub rounds: Vec<RoundRecord>,
+    /// The CRIU configuration in force while the container ran (or when setting it up failed).
+    pub criu_config: CriuConfigRecord,
 }
 
 /// The containers of one cell. Dropping it removes them (also on panic, timeout or interrupt).
@@ -65,13 +69,16 @@ pub struct CellSpec<'a> {
 
 pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'_>, events: &Events) -> Execution {
     // Services and configuration first: the containers are removed before they go.
-    let around =
-        match surroundings::prepare(session, spec.scenario, spec.image_dir, spec.log_dir, spec.transcript).await {
-            Ok(around) => around,
-            Err(message) => {
-                return Execution { outcome: Outcome::Error { step: "services".into(), message }, rounds: Vec::new() }
-            }
-        };
+    let prepared = surroundings::prepare(session, spec.scenario, spec.image_dir, spec.log_dir, spec.transcript).await;
+    let annotation = spec.scenario.run.annotations.get(CRIU_CONFIG_ANNOTATION).map(|v| v.value.as_str());
+    let criu_config = criu_config::in_force(&session.host_path("/"), annotation);
+    let around = match prepared {
+        Ok(around) => around,
+        Err(message) => {
+            let outcome = Outcome::Error { step: "services".into(), message };
+            return Execution { outcome, rounds: Vec::new(), criu_config };
+        }
+    };
     let containers = CellContainers::new(spec.name, engine.remover());
     let mut rounds = Vec::new();
     let outcome = match run_rounds(engine, session, spec, events, &containers, &around.mounts, &mut rounds).await {
@@ -85,7 +92,7 @@ pub async fn execute<E: Engine>(engine: &E, session: &Session, spec: &CellSpec<'
         spec.transcript.push_equivalent(purpose, command);
     }
     drop(around);
-    Execution { outcome, rounds }
+    Execution { outcome, rounds, criu_config }
 }
 
 /// A unique, valid container name for round `n` of a cell.
@@ -114,6 +121,7 @@ async fn run_rounds<E: Engine>(
         env: s.run.env.clone(),
         args: s.run.args.clone(),
         labels: vec![format!("criu-matrix.cell={}", spec.name)],
+        annotations: s.run.annotations.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
         mounts: mounts.to_vec(),
     };
     let started = engine.run(&request, s.timeouts.start).await?;

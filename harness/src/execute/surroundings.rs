@@ -1,12 +1,13 @@
 //! What a cell sets up in the stack around its container (see `scenario::surroundings`): CRIU
-//! configuration files, a directory of its own, and services started from it. Dropping the
+//! configuration files (`criu_config`), a directory of its own, and services started from it. Dropping the
 //! value undoes it all, newest first (services are stopped by their PID); so does an interrupt.
 
+use super::criu_config;
 use super::POLL;
 use crate::cleanup::{self, Guard};
 use crate::engine::BindMount;
 use crate::scenario::surroundings::in_cell_dir;
-use crate::scenario::{CriuConfigFile, Scenario, ServiceSpec};
+use crate::scenario::{Scenario, ServiceSpec};
 use crate::stack::exec::{log_tail, shell_join, stop_child};
 use crate::stack::{Session, Transcript};
 use std::path::Path;
@@ -54,8 +55,12 @@ pub async fn prepare(
     transcript: &Transcript,
 ) -> Result<Surroundings, String> {
     let mut made = Surroundings { mounts: Vec::new(), teardown: Vec::new(), guards: Vec::new() };
+    let root = session.host_path("/");
+    criu_config::remove_leftovers(&root);
     for config in &scenario.criu_config {
-        write_criu_config(session, config, transcript, &mut made)?;
+        let written = criu_config::write(&root, config, transcript)?;
+        made.guards.push(written.guard);
+        made.teardown.push(written.teardown);
     }
     if scenario.services.is_empty() && scenario.mounts.is_empty() {
         return Ok(made);
@@ -79,49 +84,6 @@ pub async fn prepare(
         .map(|m| BindMount { source: in_cell_dir(&m.source.value, &dir), target: m.target.value.clone() })
         .collect();
     Ok(made)
-}
-
-/// The first line of every CRIU configuration file the harness writes: a file that starts with
-/// it is a leftover of a run killed before its cleanup, and may be replaced.
-const CONFIG_MARKER: &str = "# written by criu-matrix for one cell, removed after it";
-
-/// Writes `/etc/criu/<file>` in the stack, refusing to replace one the harness did not write.
-fn write_criu_config(
-    session: &Session,
-    config: &CriuConfigFile,
-    transcript: &Transcript,
-    made: &mut Surroundings,
-) -> Result<(), String> {
-    let path = format!("/etc/criu/{}", config.file.value);
-    let on_host = session.host_path(&path);
-    if let Ok(existing) = std::fs::read_to_string(&on_host) {
-        if !existing.starts_with(CONFIG_MARKER) {
-            return Err(format!("{path} exists already in the stack: the harness does not replace a CRIU configuration it did not write"));
-        }
-        tracing::warn!("replacing {path}, left by an earlier run that was killed");
-    }
-    let dir = on_host.parent().expect("a file in /etc/criu").to_path_buf();
-    let made_dir = !dir.exists();
-    let text: String = std::iter::once(CONFIG_MARKER)
-        .chain(config.options.iter().map(String::as_str))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&on_host, &text))
-        .map_err(|e| format!("failed to write {path}: {e}"))?;
-    made.guards.push(cleanup::on_cleanup(format!("remove {path}"), move || {
-        let _ = std::fs::remove_file(&on_host);
-        if made_dir {
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }));
-    let lines = config.options.iter().map(|o| shell_join(std::slice::from_ref(o))).collect::<Vec<_>>().join(" ");
-    transcript.push_equivalent(
-        "CRIU options the engine does not pass, in a configuration file",
-        &format!("mkdir -p /etc/criu && printf '%s\\n' {lines} > {path}"),
-    );
-    made.teardown.push((format!("remove {path}"), format!("rm {path}")));
-    Ok(())
 }
 
 /// Copies the service's files into the cell's directory, starts it and waits until it is ready.

@@ -34,6 +34,29 @@ pub struct CellRecord {
     pub logs: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reproducer: Option<String>,
+    /// The CRIU configuration in force while the cell ran (absent when it did not get that far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu_config: Option<CriuConfigRecord>,
+}
+
+/// What CRIU could be configured by during a cell, besides the options the runtime passes:
+/// every file in the stack's `/etc/criu/` (`default.conf`, which CRIU reads itself, and the
+/// runtimes' `runc.conf`, `crun.conf`) and the `org.criu.config` annotation of the container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriuConfigRecord {
+    pub files: Vec<CriuConfigFileRecord>,
+    /// The value of the container's `org.criu.config` annotation, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriuConfigFileRecord {
+    /// The path in the stack.
+    pub path: String,
+    pub text: String,
+    /// Written for this cell by the harness (else it belongs to the stack, and stays).
+    pub by_harness: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

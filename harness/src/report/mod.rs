@@ -148,6 +148,7 @@ pub(crate) mod tests {
             seconds: 1.0,
             logs: None,
             reproducer: None,
+            criu_config: None,
         }
     }
 

@@ -6,6 +6,7 @@
 use super::surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One failure case (or a control), exactly as written in its YAML file.
@@ -62,6 +63,10 @@ pub struct RunSpec {
     pub network: Network,
     #[serde(default)]
     pub env: Vec<String>,
+    /// OCI annotations of the container (`--annotation KEY=VALUE`), e.g. `org.criu.config`: the
+    /// CRIU configuration file runc (and crun >= 1.26) names to CRIU instead of its own.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

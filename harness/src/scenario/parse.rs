@@ -125,7 +125,14 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         check_verify_step(file, step)?;
     }
     let image_dir = images_dir.join(&raw.image.value);
-    super::surroundings::validate(file, &raw.services, &raw.mounts, &raw.criu_config, &image_dir)?;
+    super::surroundings::validate(
+        file,
+        &raw.services,
+        &raw.mounts,
+        &raw.criu_config,
+        &raw.run.annotations,
+        &image_dir,
+    )?;
     Ok(Scenario {
         id: raw.id.value,
         summary: raw.summary,

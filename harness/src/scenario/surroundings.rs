@@ -10,7 +10,7 @@ use super::model::duration_text;
 use super::ScenarioError;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 use std::time::Duration;
 
@@ -68,6 +68,11 @@ pub struct CriuConfigFile {
     pub options: Vec<String>,
 }
 
+/// The OCI annotation naming the CRIU configuration file that runc (and crun from 1.26, with
+/// CRIU from 4.2) passes to CRIU in place of its own `/etc/criu/runc.conf` (`crun.conf`); an
+/// empty value names none. CRIU reads that file last, over the options of the runtime's request.
+pub const CRIU_CONFIG_ANNOTATION: &str = "org.criu.config";
+
 /// Replaces `{dir}` with the cell's directory.
 pub fn in_cell_dir(text: &str, dir: &str) -> String {
     text.replace(CELL_DIR, dir)
@@ -82,13 +87,14 @@ pub fn stack_path_problem(path: &str) -> Option<String> {
     }
 }
 
-/// Checks `services:`, `mounts:` and `criu_config:` of one scenario; `image_dir` holds the
-/// files services may copy.
+/// Checks `services:`, `mounts:`, `criu_config:` and the container's annotations of one
+/// scenario; `image_dir` holds the files services may copy.
 pub(super) fn validate(
     file: &Path,
     services: &[ServiceSpec],
     mounts: &[MountSpec],
     criu_config: &[CriuConfigFile],
+    annotations: &BTreeMap<String, Spanned<String>>,
     image_dir: &Path,
 ) -> Result<(), ScenarioError> {
     let mut names = BTreeSet::new();
@@ -127,12 +133,30 @@ pub(super) fn validate(
             return Err(ScenarioError::at(file, &mount.target, message));
         }
     }
+    let mut config_files = BTreeSet::new();
     for config in criu_config {
+        if !config_files.insert(config.file.value.as_str()) {
+            let message = format!("`{}` is written twice: give all its options in one entry", config.file.value);
+            return Err(ScenarioError::at(file, &config.file, message));
+        }
         let plain = config.file.value.ends_with(".conf") && is_plain_name(config.file.value.trim_end_matches(".conf"));
         if !plain {
             let message =
                 format!("expected a file name in /etc/criu/ such as `runc.conf`, got `{}`", config.file.value);
             return Err(ScenarioError::at(file, &config.file, message));
+        }
+    }
+    for (key, value) in annotations {
+        if key.is_empty() || key.contains('=') || key.chars().any(char::is_whitespace) {
+            let message = format!("expected an annotation key without `=` or spaces, got `{key}`");
+            return Err(ScenarioError::at(file, value, message));
+        }
+        if key == CRIU_CONFIG_ANNOTATION && !(value.value.is_empty() || value.value.starts_with('/')) {
+            let message = format!(
+                "expected an absolute path in the stack (or nothing) for `{CRIU_CONFIG_ANNOTATION}`, got `{}`",
+                value.value
+            );
+            return Err(ScenarioError::at(file, value, message));
         }
     }
     Ok(())
@@ -170,7 +194,9 @@ services:
     ready: { file: '{dir}/socket', timeout: 10s }
 mounts:
   - { source: '{dir}/socket', target: /run/dbus/system_bus_socket }
-run: { args: [/app] }
+run:
+  args: [/app]
+  annotations: { org.criu.config: /etc/criu/runc.conf }
 ready: { file: /tmp/counter }
 verify:
   - exec: { args: [dbus-send, --system, /x], output: 'uint64 \\d+' }
@@ -191,6 +217,7 @@ verify:
         assert_eq!(s.services[0].ready.timeout, Duration::from_secs(10));
         assert_eq!(s.mounts[0].target.value, "/run/dbus/system_bus_socket");
         assert_eq!(s.criu_config[0].options, ["ext-unix-sk"]);
+        assert_eq!(s.run.annotations[CRIU_CONFIG_ANNOTATION].value, "/etc/criu/runc.conf");
     }
 
     /// Each mistake is reported at its line with what was expected.
@@ -204,8 +231,11 @@ verify:
     #[case::relative_source(SURROUNDED.replace("source: '{dir}/socket'", "source: socket"), 13, "absolute path")]
     #[case::relative_target(SURROUNDED.replace("target: /run/dbus/system_bus_socket", "target: run/dbus"), 13, "absolute path in the container")]
     #[case::config_path(SURROUNDED.replace("file: runc.conf", "file: ../runc.conf"), 5, "/etc/criu/")]
-    #[case::exec_without_command(SURROUNDED.replace("args: [dbus-send, --system, /x]", "args: []"), 17, "command")]
-    #[case::exec_bad_regex(SURROUNDED.replace("'uint64 \\d+'", "'(unclosed'"), 17, "regular expression for `output`")]
+    #[case::config_twice(SURROUNDED.replace("    options: [ext-unix-sk]\n", "    options: [ext-unix-sk]\n  - file: runc.conf\n    options: [ghost-limit 16M]\n"), 7, "written twice")]
+    #[case::exec_without_command(SURROUNDED.replace("args: [dbus-send, --system, /x]", "args: []"), 19, "command")]
+    #[case::exec_bad_regex(SURROUNDED.replace("'uint64 \\d+'", "'(unclosed'"), 19, "regular expression for `output`")]
+    #[case::relative_criu_config_annotation(SURROUNDED.replace("org.criu.config: /etc/criu/runc.conf", "org.criu.config: runc.conf"), 16, "absolute path in the stack")]
+    #[case::annotation_key_with_equals(SURROUNDED.replace("org.criu.config:", "'a=b':"), 16, "annotation key")]
     fn malformed_surroundings_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
         let err = parse(&text).expect_err("must be rejected");
         assert_eq!(err.line, line, "{err}");
