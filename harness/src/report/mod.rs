@@ -139,6 +139,7 @@ mod tests {
             seconds: 1.0,
             logs: None,
             reproducer: None,
+            stress: None,
         }
     }
 
