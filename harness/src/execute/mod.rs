@@ -181,7 +181,12 @@ struct RoundContext<'a, E: Engine> {
 impl<E: Engine> RoundContext<'_, E> {
     /// One round: checkpoint, restore, verify. Records the round in `rounds`; returns its
     /// failure, if it failed. `name` becomes the restored container's name with an export.
-    async fn run(&self, round: u32, name: &mut String, rounds: &mut Vec<RoundRecord>) -> anyhow::Result<Option<Failure>> {
+    async fn run(
+        &self,
+        round: u32,
+        name: &mut String,
+        rounds: &mut Vec<RoundRecord>,
+    ) -> anyhow::Result<Option<Failure>> {
         let (engine, spec, probe) = (self.engine, self.spec, self.probe);
         let s = spec.scenario;
         let counter = s.verify.iter().find_map(|v| match v {
@@ -198,7 +203,8 @@ impl<E: Engine> RoundContext<'_, E> {
             record.tasks_before = probe.task_states(name).await.ok();
         }
         let archive = format!("/tmp/{name}.tar.gz");
-        let mode = if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
+        let mode =
+            if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
 
         let dumped = engine.checkpoint(name, mode, criu, s.timeouts.checkpoint).await?;
         record.checkpoint_seconds = Some(dumped.output.seconds);

@@ -76,7 +76,11 @@ impl StressRecord {
             }
         }
         let figures = |field: &str| -> Vec<f64> {
-            rounds.iter().filter(|r| r.failure.is_none()).filter_map(|r| r.checkpoint_stats.get(field).copied()).collect()
+            rounds
+                .iter()
+                .filter(|r| r.failure.is_none())
+                .filter_map(|r| r.checkpoint_stats.get(field).copied())
+                .collect()
         };
         StressRecord {
             planned: run.planned,

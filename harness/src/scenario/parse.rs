@@ -177,7 +177,8 @@ fn stress(file: &Path, spec: &StressSpec) -> Result<Stress, ScenarioError> {
     let mut signatures = Vec::new();
     for named in &spec.signatures {
         let name = &named.name.value;
-        let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !name_ok {
             return Err(ScenarioError::at(
                 file,
@@ -194,17 +195,16 @@ fn stress(file: &Path, spec: &StressSpec) -> Result<Stress, ScenarioError> {
 }
 
 fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expectation, ScenarioError> {
-    let failure_rate = match &clause.failure_rate {
-        None => None,
-        Some(text) if !stress => {
-            return Err(ScenarioError::at(
+    let failure_rate =
+        match &clause.failure_rate {
+            None => None,
+            Some(text) if !stress => return Err(ScenarioError::at(
                 file,
                 text,
                 "`failure_rate` needs a stress scenario (a `stress:` section): other cells stop at their first failure",
-            ))
-        }
-        Some(text) => Some(RateBound::parse(&text.value).map_err(|m| ScenarioError::at(file, text, m))?),
-    };
+            )),
+            Some(text) => Some(RateBound::parse(&text.value).map_err(|m| ScenarioError::at(file, text, m))?),
+        };
     let signature = match &clause.signature {
         None => None,
         Some(text) => Some(compile(file, text, "signature")?),

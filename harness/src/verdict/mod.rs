@@ -146,9 +146,8 @@ fn classify_rate(expected: &Expectation, run: &StressRun) -> Classification {
     let place = bound.place(run.percent());
     let ended = run.ended_early.as_ref().map(|why| format!("; {why}")).unwrap_or_default();
     let plain = |verdict, reason: String| Classification { verdict, reason, matched: None };
-    let first_failure = || {
-        run.failures.first().map(|f| format!(": round {} {}: {}", f.round, f.step, f.message)).unwrap_or_default()
-    };
+    let first_failure =
+        || run.failures.first().map(|f| format!(": round {} {}: {}", f.round, f.step, f.message)).unwrap_or_default();
     if expected.outcome == ExpectedOutcome::Passes {
         return match place {
             crate::rate::Placement::Within => {
