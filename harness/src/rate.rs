@@ -102,6 +102,15 @@ pub fn percent(failed: u32, rounds: u32) -> f64 {
     }
 }
 
+/// `3/20` failed of the rounds that ran, and `of 24 planned` when the rounds stopped early.
+pub fn fraction(failed: u32, ran: u32, planned: u32) -> String {
+    let mut s = format!("{failed}/{ran}");
+    if ran < planned {
+        s.push_str(&format!(" of {planned} planned"));
+    }
+    s
+}
+
 /// The median and maximum of some figures (e.g. CRIU's freezing time of each round).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Summary {

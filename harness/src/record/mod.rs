@@ -102,11 +102,7 @@ impl StressRecord {
 
     /// `3/20` (and `of N planned` when the rounds stopped early).
     pub fn fraction(&self) -> String {
-        let mut s = format!("{}/{}", self.failures, self.rounds);
-        if self.rounds < self.planned {
-            s.push_str(&format!(" of {} planned", self.planned));
-        }
-        s
+        crate::rate::fraction(self.failures, self.rounds, self.planned)
     }
 }
 

@@ -81,11 +81,7 @@ impl StressRun {
 
     /// `3/20`, and `of 24 planned` when the rounds stopped early.
     pub fn fraction(&self) -> String {
-        let mut s = format!("{}/{}", self.failures.len(), self.ran);
-        if self.ran < self.planned {
-            s.push_str(&format!(" of {} planned", self.planned));
-        }
-        s
+        crate::rate::fraction(self.failures.len() as u32, self.ran, self.planned)
     }
 }
 
@@ -158,10 +154,7 @@ fn classify_rate(expected: &Expectation, run: &StressRun) -> Classification {
     }
     let mut matched = None;
     for f in &run.failures {
-        let line = expected
-            .signature
-            .as_ref()
-            .and_then(|re| f.evidence.lines().find(|line| re.is_match(line)).map(|l| l.trim().to_string()));
+        let line = signature_line(expected, f);
         let step_ok = expected.step.is_none_or(|s| s == f.step);
         match line {
             Some(line) if step_ok => {
@@ -200,10 +193,7 @@ fn classify_rate(expected: &Expectation, run: &StressRun) -> Classification {
 
 fn classify_expected_failure(expected: &Expectation, f: &Failure) -> Classification {
     let at = format!("round {} {}", f.round, f.step);
-    let matched = expected
-        .signature
-        .as_ref()
-        .and_then(|re| f.evidence.lines().find(|line| re.is_match(line)).map(|l| l.trim().to_string()));
+    let matched = signature_line(expected, f);
     let step_ok = expected.step.is_none_or(|s| s == f.step);
     let round_ok = expected.round.is_none_or(|r| r == f.round);
     match matched {
@@ -226,6 +216,12 @@ fn classify_expected_failure(expected: &Expectation, f: &Failure) -> Classificat
             matched: None,
         },
     }
+}
+
+/// The first line of a failure's evidence that the expected signature matches.
+fn signature_line(expected: &Expectation, f: &Failure) -> Option<String> {
+    let re = expected.signature.as_ref()?;
+    f.evidence.lines().find(|line| re.is_match(line)).map(|l| l.trim().to_string())
 }
 
 fn where_expected(expected: &Expectation) -> String {
