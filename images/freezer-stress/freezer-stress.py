@@ -2,7 +2,7 @@
 """A workload that makes freezing hard, with a counter the harness verifies.
 
 The main process counts in memory and writes the count to /tmp/counter every 100 ms (a restart
-from scratch shows as the counter going back). Beside it:
+from scratch shows as the counter going back), through a rename so that it is never torn. Beside it:
   - STRESS_THREADS threads in the main process that wake every few milliseconds;
   - STRESS_WORKERS child processes, each with
       STRESS_FORKERS threads that fork() and _exit() in a loop (process churn: the cgroup v1
@@ -84,8 +84,12 @@ def main():
     count = 0
     while True:
         count += 1
-        with open("/tmp/counter", "w") as f:
+        # Written aside and renamed: a checkpoint taken mid-write never restores an empty
+        # counter (under software emulation the restored workload may not write again for
+        # longer than the harness waits).
+        with open("/tmp/counter.new", "w") as f:
             f.write(f"{count}\n")
+        os.replace("/tmp/counter.new", "/tmp/counter")
         time.sleep(0.1)
 
 
