@@ -151,17 +151,9 @@ pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
         Machine::prepare(cell.cache, cell.events, &key.kernel, &key.stack, &cell.stack_rootfs, &cell.stack_storage)
             .await?;
     let console_path = cell.log_dir.join("console.log");
-    let boot_once =
-        || machine.boot(cell.name, &key.cgroup, &key.init, |dir| stage_work(cell, dir), &console_path, cell.events);
-    let mut booted = boot_once().await?;
-    if panicked_before_ready(&booted.boot) {
-        // Under software emulation on a loaded host a kernel sometimes panics in early boot
-        // (`IO-APIC + timer doesn't work`, measured with 6.1): that says nothing about the cell.
-        tracing::warn!("{}: the kernel panicked before the guest was ready; booting once more", cell.name);
-        let _ = std::fs::rename(&console_path, cell.log_dir.join("console-first-boot.log"));
-        drop(booted); // its run directory is the next boot's
-        booted = boot_once().await?;
-    }
+    let booted = machine
+        .boot(cell.name, &key.cgroup, &key.init, |dir| stage_work(cell, dir), &console_path, cell.events)
+        .await?;
     let facts = machine.facts(&booted, machine.tools.qemu_version().await);
     let boot = &booted.boot;
     let mut error = boot.error.clone();
@@ -177,11 +169,6 @@ pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
         }
     }
     Ok(VmRun { record, facts, error })
-}
-
-/// A boot that ended in a kernel panic before the guest said it was ready.
-fn panicked_before_ready(boot: &Boot) -> bool {
-    boot.ready_seconds.is_none() && boot.console_tail.contains("Kernel panic")
 }
 
 /// Whether a kernel boots the stack, for `doctor`: its release, seconds to ready, cgroup layout
@@ -444,22 +431,5 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = crate::stack::debian::remove_tree(&self.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn boot(ready: Option<f64>, tail: &str) -> Boot {
-        Boot { ready_seconds: ready, done: false, seconds: 14.0, console_tail: tail.into(), error: None }
-    }
-
-    #[test]
-    fn only_a_panic_before_ready_boots_again() {
-        let panic = "Kernel panic - not syncing: IO-APIC + timer doesn't work!";
-        assert!(panicked_before_ready(&boot(None, panic)));
-        assert!(!panicked_before_ready(&boot(Some(20.0), panic)), "a panic in the cell is a result");
-        assert!(!panicked_before_ready(&boot(None, "the VM did not report ready within 300s")));
     }
 }
