@@ -271,8 +271,10 @@ impl Machine {
         _ => "systemd.unified_cgroup_hierarchy=1",
     };
         let extra = std::env::var("CRIU_MATRIX_VM_APPEND").unwrap_or_default();
+        // no_timer_check: on a loaded host, TCG delivers the early timer interrupt too late and
+        // the kernel panics with "IO-APIC + timer doesn't work!" (seen with 6.12 at load 25).
         let append = format!(
-        "console=ttyS0 {root} rw {init_arg} panic=-1 loglevel=5 apparmor=0 criu_matrix.cgroup={cgroup} {hierarchy} {extra}",
+        "console=ttyS0 {root} rw {init_arg} panic=-1 loglevel=5 apparmor=0 no_timer_check criu_matrix.cgroup={cgroup} {hierarchy} {extra}",
         root = disk::root_argument(),
     );
         let (accel_arg, cpu) = match accel {
