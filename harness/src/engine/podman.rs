@@ -100,7 +100,11 @@ impl Podman {
         }
         args.extend_from_slice(rest);
         let output = self.podman(verb, &args, limit).await?;
-        let criu_log = if output.success() { None } else { self.criu_log(container, log_file, &output.stderr).await };
+        let criu_log = if output.success() && !options.keep_log {
+            None
+        } else {
+            self.criu_log(container, log_file, &output.stderr).await
+        };
         Ok(StepReport { stats: stats_of(&output), criu_log, output })
     }
 }

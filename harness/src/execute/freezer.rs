@@ -62,6 +62,15 @@ impl Control {
     }
 }
 
+/// How many times CRIU read the cgroup v1 freezer as FREEZING in a dump log (it polls every
+/// 100 ms): 0 on cgroup v2, whose state CRIU does not log that way.
+pub fn freezing_polls(log: &str) -> u32 {
+    log.lines().filter(|l| l.trim_end().ends_with("freezer.state=FREEZING")).count() as u32
+}
+
+/// A dump that polled FREEZING this often (a second or more) keeps its log as evidence.
+pub const SLOW_FREEZE_POLLS: u32 = 10;
+
 /// Thaws the freezer when dropped (also on Ctrl-C, before the container is removed: a frozen
 /// task cannot die), in case a checkpoint cut short left it frozen.
 pub fn thaw_on_cleanup(control: Control) -> crate::cleanup::Guard {
@@ -92,6 +101,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("cgroup.freeze"), "0\n").unwrap();
         assert_eq!(control(root.path(), v2), Some(Control::V2(dir.join("cgroup.freeze"))));
+    }
+
+    #[test]
+    fn counts_the_polls_that_found_the_freezer_freezing() {
+        let log = "(00.003839) freezer.state=THAWED\n(00.003976) freezer.state=FREEZING\n\
+                   (00.104001) freezer.state=FREEZING\n(00.208449) freezer.state=FROZEN\n";
+        assert_eq!(freezing_polls(log), 2);
+        assert_eq!(freezing_polls("(00.1) cgroup.freeze=1\n"), 0);
     }
 
     #[test]

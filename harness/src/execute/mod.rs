@@ -193,7 +193,7 @@ impl<E: Engine> RoundContext<'_, E> {
             VerifyStep::Counter(path) => Some(path.as_str()),
             _ => None,
         });
-        let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established };
+        let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established, keep_log: s.stress.is_some() };
         let mut record = RoundRecord { round, ..RoundRecord::default() };
         if let Some(path) = counter {
             spec.transcript.push_equivalent("the counter before the checkpoint", &engine.read_file_command(name, path));
@@ -213,6 +213,14 @@ impl<E: Engine> RoundContext<'_, E> {
         if !dumped.output.success() {
             rounds.push(record);
             return Ok(Some(failed(spec, round, FailStep::Checkpoint, &dumped)));
+        }
+        if let (Some(_), Some(log)) = (&s.stress, &dumped.criu_log) {
+            // How long a successful dump saw the v1 freezer in FREEZING: a slow freeze keeps its log.
+            let polls = freezer::freezing_polls(log);
+            record.freezing_polls = Some(polls);
+            if polls >= freezer::SLOW_FREEZE_POLLS {
+                let _ = std::fs::write(spec.log_dir.join(format!("round{round}-dump.log")), log);
+            }
         }
 
         let new_name = if s.checkpoint.export { container_name(spec.name, round + 1) } else { name.clone() };

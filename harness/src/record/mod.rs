@@ -58,6 +58,9 @@ pub struct StressRecord {
     pub freezing_time_us: Option<crate::rate::Summary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen_time_us: Option<crate::rate::Summary>,
+    /// The most polls a successful dump found the v1 freezer FREEZING (see `RoundRecord`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezing_polls_max: Option<u32>,
     /// Rounds in which some task of the container was in uninterruptible sleep (D) right before
     /// the checkpoint.
     pub rounds_with_d_state: u32,
@@ -92,6 +95,7 @@ impl StressRecord {
             signatures,
             freezing_time_us: crate::rate::Summary::of(&figures("freezing_time")),
             frozen_time_us: crate::rate::Summary::of(&figures("frozen_time")),
+            freezing_polls_max: rounds.iter().filter_map(|r| r.freezing_polls).max(),
             rounds_with_d_state: rounds
                 .iter()
                 .filter(|r| r.tasks_before.as_ref().is_some_and(|t| !t.uninterruptible.is_empty()))
@@ -158,6 +162,10 @@ pub struct RoundRecord {
     /// A stress round that failed, and the failure signs it showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<RoundFailure>,
+    /// How many times a successful dump's log read the v1 freezer as FREEZING (100 ms apart);
+    /// 10 or more keeps that log as `round<N>-dump.log`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezing_polls: Option<u32>,
     /// The container's freezer after a failed checkpoint (`THAWED`, or what the harness found
     /// and thawed, e.g. `FREEZING, thawed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -230,6 +230,7 @@ mod tests {
             signatures: [("timeout".to_string(), 9)].into(),
             freezing_time_us: crate::rate::Summary::of(&[1500.0, 2500.0, 90_000.0]),
             frozen_time_us: None,
+            freezing_polls_max: Some(3),
             rounds_with_d_state: 4,
             ended_early: None,
         });
