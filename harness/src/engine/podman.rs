@@ -98,6 +98,10 @@ impl Podman {
         if options.tcp_established {
             args.push("--tcp-established");
         }
+        if options.keep_log {
+            // Without it podman deletes CRIU's log of a successful step.
+            args.push("--keep");
+        }
         args.extend_from_slice(rest);
         let output = self.podman(verb, &args, limit).await?;
         let criu_log = if output.success() && !options.keep_log {
