@@ -9,6 +9,7 @@ pub mod events;
 pub mod execute;
 pub mod image;
 pub mod plan;
+pub mod rate;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -5,7 +5,7 @@ use crate::engine::{Docker, Driver, Podman};
 use crate::events::{Event, Events};
 use crate::execute::{self, CellSpec};
 use crate::plan::{Cell, CellKey};
-use crate::record::{CellRecord, FailureRecord, RunDir};
+use crate::record::{CellRecord, FailureRecord, RunDir, StressRecord};
 use crate::scenario::{CellFacts, Expectation, ExpectedOutcome};
 use crate::stack::{self, Cache, Session, StackFacts, Transcript};
 use crate::verdict::{self, Outcome};
@@ -149,14 +149,21 @@ impl Runner {
             let _ = std::fs::write(log_dir.join("error.txt"), format!("{step}: {message}\n"));
         }
         let class = verdict::classify(&expectation, &outcome);
-        let failure = match &outcome {
-            Outcome::Failed(f) => Some(FailureRecord {
-                round: f.round,
-                step: f.step.to_string(),
-                message: f.message.clone(),
-                signature_matched: class.matched.clone(),
-                excerpt: excerpt(&f.evidence, &class.matched),
-            }),
+        let first_failure = match &outcome {
+            Outcome::Failed(f) => Some(f),
+            // A stress cell keeps its first failed round here; every one is in `rounds`.
+            Outcome::Stress(run) => run.failures.first(),
+            _ => None,
+        };
+        let failure = first_failure.map(|f| FailureRecord {
+            round: f.round,
+            step: f.step.to_string(),
+            message: f.message.clone(),
+            signature_matched: class.matched.clone(),
+            excerpt: excerpt(&f.evidence, &class.matched),
+        });
+        let stress = match &outcome {
+            Outcome::Stress(run) => Some(StressRecord::new(run, &rounds, expectation.rate_bound().to_string())),
             _ => None,
         };
         let reproducer = self.write_reproducer(cell, &transcript, &log_dir, &class.reason);
@@ -174,6 +181,7 @@ impl Runner {
             logs: Some(self.run.relative(&log_dir)),
             reproducer,
             criu_config,
+            stress,
         };
         // A cell cut short by Ctrl-C is not a finished cell: record nothing, let the handler end it.
         crate::cleanup::hold_if_interrupted();
@@ -311,6 +319,7 @@ impl Runner {
             logs: Some(self.run.relative(log_dir)),
             reproducer: None,
             criu_config: None,
+            stress: None,
         };
         let fail = |record: &mut CellRecord, step: &str, message: String| {
             let _ = std::fs::write(log_dir.join("error.txt"), format!("{step}: {message}\n"));
@@ -363,6 +372,7 @@ impl Runner {
                         record.versions = guest.versions;
                         record.reproducer = guest.reproducer;
                         record.criu_config = guest.criu_config;
+                        record.stress = guest.stress;
                     }
                     (None, error) => {
                         fail(&mut record, "vm", error.unwrap_or_else(|| "the guest recorded nothing".into()))
@@ -472,7 +482,10 @@ fn versions_of(session: &Session, engine: &str) -> std::collections::BTreeMap<St
 
 fn describe(e: &Expectation) -> String {
     match e.outcome {
-        ExpectedOutcome::Passes => "passes".to_string(),
+        ExpectedOutcome::Passes => match &e.failure_rate {
+            Some(rate) => format!("passes, with failures in {rate} of the rounds"),
+            None => "passes".to_string(),
+        },
         ExpectedOutcome::Fails => {
             let mut s = if e.intermittent { "may fail" } else { "fails" }.to_string();
             if let Some(r) = e.round {
@@ -483,6 +496,9 @@ fn describe(e: &Expectation) -> String {
             }
             if let Some(sig) = &e.signature {
                 s.push_str(&format!(" with /{}/", sig.as_str()));
+            }
+            if let Some(rate) = &e.failure_rate {
+                s.push_str(&format!(" in {rate} of the rounds"));
             }
             s
         }
@@ -520,6 +536,8 @@ pub enum PlanError {
 /// Loads and validates every scenario, then expands the named matrix under `filter`.
 pub fn load_plan(project: &Project, matrix: &str, filter: &crate::plan::Filter) -> Result<Vec<Cell>, PlanError> {
     let scenarios = crate::scenario::load_all(&project.scenarios(), &project.images()).map_err(PlanError::Scenarios)?;
+    let rounds = crate::scenario::stress_rounds_override().map_err(PlanError::Other)?;
+    let scenarios: Vec<_> = scenarios.into_iter().map(|s| s.with_stress_rounds(rounds)).collect();
     let matrix = crate::plan::load_matrix(&project.root, matrix).map_err(PlanError::Other)?;
     crate::plan::expand(&matrix, &scenarios, filter).map_err(PlanError::Other)
 }

@@ -445,3 +445,85 @@ fn the_ghost_limit_holds_where_the_runtime_or_criu_reads_it(
         }
     }
 }
+
+/// A cell as the freezer clauses see it: CRIU's version, the kernel's, and the cgroup layout.
+struct FreezerCell {
+    criu: &'static str,
+    linux: &'static str,
+    cgroup: &'static str,
+}
+
+impl CellFacts for FreezerCell {
+    fn axis(&self, name: &str) -> Option<String> {
+        (name == "cgroup").then(|| self.cgroup.to_string())
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        match tool {
+            "criu" => criu_matrix::version::parse_lenient(self.criu),
+            "linux" => criu_matrix::version::parse_lenient(self.linux),
+            _ => None,
+        }
+    }
+}
+
+/// Upstream's log (runc#4273): the freezer still FREEZING near CRIU's alarm, then the task that
+/// was never seized. The vfork wait found here says the same words but froze at once.
+const UPSTREAM_FREEZING: &str = "(09.914957) freezer.state=FREEZING";
+const UPSTREAM_UNSEIZED: &str =
+    "(10.000694) Error (compel/src/lib/infect.c:234): Unseizable non-zombie 9017 found, state D, err -1/10";
+/// Measured here with CRIU 3.17.1 on 6.1 (cgroup v1), after ~98 polls of FREEZING.
+const MEASURED_UNSEIZED: &str =
+    "(10.076809) Error (compel/src/lib/infect.c:234): Unseizable non-zombie 685 found, state R, err -1/10";
+const FROZE_AT_ONCE: &str = "(00.003976) freezer.state=FREEZING";
+const VFORK_WAIT: &str =
+    "(10.088899) Error (compel/src/lib/infect.c:263): Unseizable non-zombie 11316 found, state D, err -1/4";
+
+#[rstest]
+#[case::criu_3_17_v1("3.17.1", "6.1.0", "v1", Some("<=100%"))]
+#[case::criu_3_17_v2("3.17.1", "6.1.0", "v2", None)]
+#[case::criu_4_1_v1("4.1.1", "6.1.0", "v1", None)]
+#[case::criu_4_2_v1("4.2.1", "6.18.4", "v1", None)]
+#[case::criu_4_1_on_7_2("4.1.1", "7.2.0", "v2", Some("100%"))]
+fn the_freezer_bug_may_show_only_before_criu_4_1_on_cgroup_v1(
+    #[case] criu: &'static str,
+    #[case] linux: &'static str,
+    #[case] cgroup: &'static str,
+    #[case] rate: Option<&str>,
+) {
+    let e = scenario("freezer-stress").expectation_for(&FreezerCell { criu, linux, cgroup });
+    match rate {
+        None => {
+            assert_eq!(e.outcome, ExpectedOutcome::Passes);
+            assert_eq!(e.rate_bound().to_string(), "0%");
+        }
+        Some(rate) => {
+            assert_eq!((e.outcome, e.step), (ExpectedOutcome::Fails, Some(FailStep::Checkpoint)));
+            assert_eq!(e.rate_bound().to_string(), rate);
+        }
+    }
+    if (criu, cgroup) == ("3.17.1", "v1") {
+        let signature = e.signature.expect("a signature");
+        assert!(signature.is_match(UPSTREAM_FREEZING) && signature.is_match(UPSTREAM_UNSEIZED));
+        assert!(signature.is_match(MEASURED_UNSEIZED));
+        assert!(!signature.is_match(FROZE_AT_ONCE) && !signature.is_match(VFORK_WAIT), "{signature}");
+    }
+}
+
+/// The vfork variant: before CRIU 4.1 on cgroup v1 a failed round may be either failure case 2
+/// or the vfork wait; elsewhere only the vfork wait is expected.
+#[rstest]
+#[case::criu_3_17_v1("3.17.1", "v1", true)]
+#[case::criu_4_1_v1("4.1.1", "v1", false)]
+#[case::criu_3_17_v2("3.17.1", "v2", false)]
+fn the_vfork_variant_expects_case_2_only_before_4_1_on_v1(
+    #[case] criu: &'static str,
+    #[case] cgroup: &'static str,
+    #[case] case_2: bool,
+) {
+    let e = scenario("freezer-stress-vfork").expectation_for(&FreezerCell { criu, linux: "6.1.0", cgroup });
+    assert_eq!(e.outcome, ExpectedOutcome::Fails);
+    assert!(e.rate_bound().admits_none());
+    let signature = e.signature.expect("a signature");
+    assert!(signature.is_match(VFORK_WAIT));
+    assert_eq!(signature.is_match(UPSTREAM_FREEZING), case_2, "{signature}");
+}

@@ -107,6 +107,9 @@ pub enum CheckpointMode<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CriuOptions {
     pub tcp_established: bool,
+    /// Fetch CRIU's log after a successful step too (stress cells read how long the freezer
+    /// took from it); a failed step always brings its log.
+    pub keep_log: bool,
 }
 
 #[allow(async_fn_in_trait)] // drivers are used by generic code in this crate only

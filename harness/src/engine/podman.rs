@@ -96,10 +96,18 @@ impl Podman {
         if options.tcp_established {
             args.push("--tcp-established");
         }
+        if options.keep_log {
+            // Without it podman deletes CRIU's log of a successful step.
+            args.push("--keep");
+        }
         args.extend_from_slice(rest);
         let output = self.podman(verb, &args, limit).await?;
-        let criu_log = if output.success() { None } else { self.criu_log(container, log_file, &output.stderr).await };
-        if criu_log.is_some() {
+        let criu_log = if output.success() && !options.keep_log {
+            None
+        } else {
+            self.criu_log(container, log_file, &output.stderr).await
+        };
+        if criu_log.is_some() && !output.success() {
             // The harness read it through /proc; a person (and `bugreport --verify`) reads it
             // before the container, and the log with it, is removed.
             let dir = exec::shell_join(

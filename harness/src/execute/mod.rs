@@ -4,20 +4,22 @@
 
 pub mod pidfds;
 mod criu_config;
+mod freezer;
 pub mod placement;
 mod rfb;
 mod surroundings;
+pub mod tasks;
 mod verify;
 mod vnc;
 
 use crate::cleanup;
 use crate::engine::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::events::{Event, Events};
-use crate::record::{CriuConfigRecord, RoundRecord};
+use crate::record::{CriuConfigRecord, RoundFailure, RoundRecord, SignatureHit};
 use crate::scenario::surroundings::CRIU_CONFIG_ANNOTATION;
 use crate::scenario::{FailStep, PrecheckStep, Scenario, VerifyStep};
 use crate::stack::Session;
-use crate::verdict::{Failure, Outcome};
+use crate::verdict::{Failure, Outcome, StressRun};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -151,21 +153,94 @@ async fn run_rounds<E: Engine>(
         let _ = std::fs::write(spec.log_dir.join("precheck.txt"), &message);
         return Ok(Outcome::Error { step: "precheck".into(), message });
     }
-    let counter = s.verify.iter().find_map(|v| match v {
-        VerifyStep::Counter(path) => Some(path.as_str()),
-        _ => None,
-    });
-    let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established };
-    let watch_pidfds = s.precheck.iter().any(|p| matches!(p, PrecheckStep::PidfdHolders(_)));
+    let round_ctx = RoundContext { engine, session, spec, events, containers, probe: &probe };
+    let Some(stress) = &s.stress else {
+        for round in 1..=s.rounds {
+            if let Some(failure) = round_ctx.run(round, &mut name, rounds).await? {
+                return Ok(Outcome::Failed(failure));
+            }
+        }
+        return Ok(Outcome::Passed { rounds: s.rounds });
+    };
+    // A stress cell: a failed checkpoint is counted and the rounds go on, as long as the workload
+    // still runs (CRIU thaws and leaves it running when a dump fails).
+    let mut thaw = probe.freezer(&name).await.ok().map(freezer::thaw_on_cleanup);
+    let mut run = StressRun { planned: s.rounds, ran: 0, failures: Vec::new(), ended_early: None };
     for round in 1..=s.rounds {
+        run.ran = round;
+        let before = name.clone();
+        let failure = round_ctx.run(round, &mut name, rounds).await?;
+        if name != before {
+            // Restored into a new container: its freezer is another cgroup.
+            drop(thaw.take());
+            thaw = probe.freezer(&name).await.ok().map(freezer::thaw_on_cleanup);
+        }
+        let Some(failure) = failure else { continue };
+        let record = rounds.last_mut().expect("the round was recorded");
+        record.failure = Some(round_failure(stress, &failure));
+        let survived = if failure.step == FailStep::Checkpoint {
+            round_ctx.after_failed_checkpoint(&name, record).await
+        } else {
+            Err(format!("round {round} {} failed: the container cannot go on", failure.step))
+        };
+        run.failures.push(failure);
+        if let Err(why) = survived {
+            run.ended_early = Some(format!("stopped after round {round}: {why}"));
+            break;
+        }
+    }
+    drop(thaw);
+    Ok(Outcome::Stress(run))
+}
+
+/// What every round of a cell shares.
+struct RoundContext<'a, E: Engine> {
+    engine: &'a E,
+    session: &'a Session,
+    spec: &'a CellSpec<'a>,
+    events: &'a Events,
+    containers: &'a CellContainers,
+    probe: &'a Probe<'a, E>,
+}
+
+impl<E: Engine> RoundContext<'_, E> {
+    /// One round: checkpoint, restore, verify. Records the round in `rounds`; returns its
+    /// failure, if it failed. `name` becomes the restored container's name with an export.
+    async fn run(
+        &self,
+        round: u32,
+        name: &mut String,
+        rounds: &mut Vec<RoundRecord>,
+    ) -> anyhow::Result<Option<Failure>> {
+        let (engine, spec, probe) = (self.engine, self.spec, self.probe);
+        let s = spec.scenario;
+        let counter = s.verify.iter().find_map(|v| match v {
+            VerifyStep::Counter(path) => Some(path.as_str()),
+            _ => None,
+        });
+        let criu = CriuOptions { tcp_established: s.checkpoint.tcp_established, keep_log: s.stress.is_some() };
         // A precheck began round 1's record with what it found.
         let begun = rounds.last().is_some_and(|r| r.round == round);
         let mut record =
             if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
         if let Some(path) = counter {
-            spec.transcript
-                .push_equivalent("the counter before the checkpoint", &engine.read_file_command(&name, path));
-            record.counter_before = probe.counter(&name, path).await.ok();
+            spec.transcript.push_equivalent("the counter before the checkpoint", &engine.read_file_command(name, path));
+            record.counter_before = probe.counter(name, path).await.ok();
+        }
+        if s.stress.is_some() {
+            record.tasks_before = probe.task_states(name).await.ok();
+        }
+        let watch_pidfds = s.precheck.iter().any(|p| matches!(p, PrecheckStep::PidfdHolders(_)));
+        if watch_pidfds && round > 1 {
+            record.pidfds = probe.pidfds(name).await.unwrap_or_default();
+        }
+        for step in &s.verify {
+            if let VerifyStep::Running(names) = step {
+                let before = probe.pids_named(name, &names.value).await.unwrap_or_default();
+                for (comm, pids) in before {
+                    record.running.entry(comm).or_default().before = pids;
+                }
+            }
         }
         if watch_pidfds && round > 1 {
             record.pidfds = probe.pidfds(&name).await.unwrap_or_default();
@@ -182,75 +257,123 @@ async fn run_rounds<E: Engine>(
         let mode =
             if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
 
-        let dumped = engine.checkpoint(&name, mode, criu, s.timeouts.checkpoint).await?;
+        let dumped = engine.checkpoint(name, mode, criu, s.timeouts.checkpoint).await?;
         record.checkpoint_seconds = Some(dumped.output.seconds);
         if s.checkpoint.export {
-            record.checkpoint_bytes = std::fs::metadata(session.host_path(&archive)).ok().map(|m| m.len());
+            record.checkpoint_bytes = std::fs::metadata(self.session.host_path(&archive)).ok().map(|m| m.len());
         }
         record.checkpoint_stats = dumped.stats.clone();
-        events.emit(Event::Step { name: spec.name, round, step: "checkpoint", seconds: dumped.output.seconds });
+        self.events.emit(Event::Step { name: spec.name, round, step: "checkpoint", seconds: dumped.output.seconds });
         if !dumped.output.success() {
             rounds.push(record);
-            return Ok(failed(spec, round, FailStep::Checkpoint, &dumped));
+            return Ok(Some(failed(spec, round, FailStep::Checkpoint, &dumped)));
+        }
+        if let (Some(_), Some(log)) = (&s.stress, &dumped.criu_log) {
+            // How long a successful dump saw the v1 freezer in FREEZING: a slow freeze keeps its log.
+            let polls = freezer::freezing_polls(log);
+            record.freezing_polls = Some(polls);
+            if polls >= freezer::SLOW_FREEZE_POLLS {
+                let _ = std::fs::write(spec.log_dir.join(format!("round{round}-dump.log")), log);
+            }
         }
 
         let new_name = if s.checkpoint.export { container_name(spec.name, round + 1) } else { name.clone() };
         if s.checkpoint.export {
-            containers.add(&new_name);
+            self.containers.add(&new_name);
         }
-        let restored = engine.restore(&name, &new_name, mode, criu, s.timeouts.restore).await?;
+        let restored = engine.restore(name, &new_name, mode, criu, s.timeouts.restore).await?;
         if s.checkpoint.export {
-            let _ = std::fs::remove_file(session.host_path(&archive));
+            let _ = std::fs::remove_file(self.session.host_path(&archive));
         }
         record.restore_seconds = Some(restored.output.seconds);
         record.restore_stats = restored.stats.clone();
-        events.emit(Event::Step { name: spec.name, round, step: "restore", seconds: restored.output.seconds });
+        self.events.emit(Event::Step { name: spec.name, round, step: "restore", seconds: restored.output.seconds });
         if !restored.output.success() {
             rounds.push(record);
-            return Ok(failed(spec, round, FailStep::Restore, &restored));
+            return Ok(Some(failed(spec, round, FailStep::Restore, &restored)));
         }
         if s.checkpoint.export {
             // The checkpointed original stays behind as an exited container; the new one carries on.
-            let original = std::slice::from_ref(&name);
+            let original = std::slice::from_ref(&*name);
             spec.transcript.push_equivalent("remove the checkpointed original", &engine.remove_command(original));
             engine.remove_blocking(original);
-            name = new_name;
+            *name = new_name;
         }
 
         if let Some(path) = counter {
             spec.transcript.push_equivalent(
                 "the counter after the restore: not lower, then growing",
-                &engine.read_file_command(&name, path),
+                &engine.read_file_command(name, path),
             );
         }
         if s.verify.iter().any(|v| matches!(v, VerifyStep::CgroupPlacement(_))) {
             spec.transcript.push_equivalent(
                 "where each process of the container is in the cgroup tree",
-                &engine.process_cgroups_command(&name),
+                &engine.process_cgroups_command(name),
             );
         }
         for step in &s.verify {
             if let VerifyStep::Vnc(vnc) = step {
                 let viewer = format!(
                     "nsenter --net=/proc/{}/ns/net vncviewer 127.0.0.1::{}  # password: {}",
-                    host_pid_command(engine, &name),
+                    host_pid_command(engine, name),
                     vnc.port(),
                     vnc.password.as_deref().unwrap_or("(none)")
                 );
                 spec.transcript.push_equivalent("look at the desktop with a VNC viewer", &viewer);
             }
         }
-        let cgroup = &session.facts.cgroup;
+        let cgroup = &self.session.facts.cgroup;
         let limit = s.timeouts.verify;
-        let verified = verify::after_restore(&probe, &name, &s.verify, &mut record, cgroup, spec.log_dir, limit).await;
+        let verified = verify::after_restore(probe, name, &s.verify, &mut record, cgroup, spec.log_dir, limit).await;
         keep_final_screenshot(spec.log_dir, &record);
         rounds.push(record);
         if let Err(message) = verified {
             let _ = std::fs::write(spec.log_dir.join(format!("round{round}-verify.txt")), &message);
-            return Ok(Outcome::Failed(Failure { round, step: FailStep::Verify, evidence: message.clone(), message }));
+            return Ok(Some(Failure { round, step: FailStep::Verify, evidence: message.clone(), message }));
         }
+        Ok(None)
     }
-    Ok(Outcome::Passed { rounds: s.rounds })
+
+    /// After a failed checkpoint of a stress cell: the freezer must be thawed (the harness thaws
+    /// it if not, and records what it found) and the workload still running, its counter not
+    /// lower than before and growing. `Err` says why the cell cannot go on.
+    async fn after_failed_checkpoint(&self, name: &str, record: &mut RoundRecord) -> Result<(), String> {
+        let s = self.spec.scenario;
+        record.freezer_after = Some(match self.probe.freezer(name).await {
+            Ok(control) => control.check_and_thaw(),
+            Err(e) => e,
+        });
+        self.spec.transcript.push_equivalent(
+            "after the failed checkpoint: is the workload still running?",
+            &self.engine.read_file_command(name, &s.ready.file),
+        );
+        let counter = s.verify.iter().find_map(|v| match v {
+            VerifyStep::Counter(path) => Some(path.as_str()),
+            _ => None,
+        });
+        match counter {
+            Some(path) => {
+                let limit = s.timeouts.verify;
+                verify::counter_continued(self.probe, name, path, record.counter_before, limit).await.map(|_| ())
+            }
+            None => self.probe.pid(name).await.map(|_| ()),
+        }
+        .map_err(|e| format!("the workload did not survive the failed checkpoint: {e}"))
+    }
+}
+
+/// The stress scenario's signatures a failed round's evidence shows, with the first line of each.
+fn round_failure(stress: &crate::scenario::Stress, failure: &Failure) -> RoundFailure {
+    let signatures = stress
+        .signatures
+        .iter()
+        .filter_map(|(name, pattern)| {
+            let line = failure.evidence.lines().find(|l| pattern.is_match(l))?;
+            Some(SignatureHit { name: name.clone(), line: crate::verdict::one_line(line) })
+        })
+        .collect();
+    RoundFailure { step: failure.step.to_string(), message: crate::verdict::one_line(&failure.message), signatures }
 }
 
 /// The checks before the first checkpoint. What they find is recorded with round 1 (pushed on
@@ -319,7 +442,7 @@ fn keep_final_screenshot(log_dir: &Path, record: &RoundRecord) {
 }
 
 /// A failed checkpoint or restore: keep its stderr and CRIU log as files and as evidence.
-fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) -> Outcome {
+fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) -> Failure {
     let prefix = spec.log_dir.join(format!("round{round}-{step}"));
     let _ = std::fs::write(prefix.with_extension("stderr"), &report.output.stderr);
     if let Some(log) = &report.criu_log {
@@ -329,7 +452,7 @@ fn failed(spec: &CellSpec<'_>, round: u32, step: FailStep, report: &StepReport) 
     if let Some(log) = &report.daemon_log {
         let _ = std::fs::write(prefix.with_extension("daemon.log"), log);
     }
-    Outcome::Failed(Failure { round, step, message: report.output.failure_text(), evidence: report.evidence() })
+    Failure { round, step, message: report.output.failure_text(), evidence: report.evidence() }
 }
 
 /// How often readiness and progress are polled: short against every time limit in use.

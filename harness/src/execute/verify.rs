@@ -78,6 +78,21 @@ impl<'a, E: Engine> Probe<'a, E> {
         exec_check_holds(&out, check.output.as_ref().map(|o| o.value.as_str()))
     }
 
+    /// The freezer of the container's cgroup (that of its first process).
+    pub(super) async fn freezer(&self, name: &str) -> Result<super::freezer::Control, String> {
+        let pid = self.pid(name).await?;
+        let text = std::fs::read_to_string(self.session.host_path(&format!("/proc/{pid}/cgroup")))
+            .map_err(|e| format!("failed to read the cgroups of {name}: {e}"))?;
+        super::freezer::control(&self.session.host_path("/sys/fs/cgroup"), &text)
+            .ok_or_else(|| format!("no freezer found for {name} in {text:?}"))
+    }
+
+    /// The state of every task of the container, read right before a checkpoint.
+    pub(super) async fn task_states(&self, name: &str) -> Result<super::tasks::TaskStates, String> {
+        let pids = self.processes(name).await?;
+        Ok(super::tasks::read(&self.session.host_path("/proc"), &pids))
+    }
+
     /// Processes in the container's PID namespace.
     pub(super) async fn processes(&self, name: &str) -> Result<Vec<u32>, String> {
         let pid = self.pid(name).await?;
@@ -245,7 +260,7 @@ pub async fn after_restore<E: Engine>(
 }
 
 /// The counter right after the restore: not lower than before the checkpoint, then growing.
-async fn counter_continued<E: Engine>(
+pub(super) async fn counter_continued<E: Engine>(
     probe: &Probe<'_, E>,
     name: &str,
     path: &str,

@@ -37,6 +37,9 @@ pub struct CellRecord {
     /// The CRIU configuration in force while the cell ran (absent when it did not get that far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criu_config: Option<CriuConfigRecord>,
+    /// A stress cell's rate and freeze times (plain fields, for any report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<StressRecord>,
 }
 
 /// What CRIU could be configured by during a cell, besides the options the runtime passes:
@@ -57,6 +60,95 @@ pub struct CriuConfigFileRecord {
     pub text: String,
     /// Written for this cell by the harness (else it belongs to the stack, and stays).
     pub by_harness: bool,
+}
+
+/// What a stress cell's rounds came to: the failure rate, which failure signs showed, and CRIU's
+/// freeze times (µs, from `--print-stats`; only a successful dump prints them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StressRecord {
+    /// The rounds the scenario asked for.
+    pub planned: u32,
+    /// The rounds that ran.
+    pub rounds: u32,
+    pub failures: u32,
+    /// `failures / rounds`, in percent.
+    pub failure_rate: f64,
+    /// The bound the verdict held the rate against, e.g. `0%` or `<=100%`.
+    pub expected_rate: String,
+    /// The failed rounds (1-based).
+    pub failed_rounds: Vec<u32>,
+    /// Signature name -> how many failed rounds showed it.
+    pub signatures: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezing_time_us: Option<crate::rate::Summary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_time_us: Option<crate::rate::Summary>,
+    /// The most polls a successful dump found the v1 freezer FREEZING (see `RoundRecord`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezing_polls_max: Option<u32>,
+    /// Rounds in which some task of the container was in uninterruptible sleep (D) right before
+    /// the checkpoint.
+    pub rounds_with_d_state: u32,
+    /// Why the rounds stopped before `planned`, when they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<String>,
+}
+
+impl StressRecord {
+    pub fn new(run: &crate::verdict::StressRun, rounds: &[RoundRecord], expected_rate: String) -> StressRecord {
+        let mut signatures = BTreeMap::new();
+        for failure in rounds.iter().filter_map(|r| r.failure.as_ref()) {
+            let names: std::collections::BTreeSet<&str> = failure.signatures.iter().map(|h| h.name.as_str()).collect();
+            for name in names {
+                *signatures.entry(name.to_string()).or_insert(0) += 1;
+            }
+        }
+        let figures = |field: &str| -> Vec<f64> {
+            rounds
+                .iter()
+                .filter(|r| r.failure.is_none())
+                .filter_map(|r| r.checkpoint_stats.get(field).copied())
+                .collect()
+        };
+        StressRecord {
+            planned: run.planned,
+            rounds: run.ran,
+            failures: run.failures.len() as u32,
+            failure_rate: run.percent(),
+            expected_rate,
+            failed_rounds: run.failures.iter().map(|f| f.round).collect(),
+            signatures,
+            freezing_time_us: crate::rate::Summary::of(&figures("freezing_time")),
+            frozen_time_us: crate::rate::Summary::of(&figures("frozen_time")),
+            freezing_polls_max: rounds.iter().filter_map(|r| r.freezing_polls).max(),
+            rounds_with_d_state: rounds
+                .iter()
+                .filter(|r| r.tasks_before.as_ref().is_some_and(|t| !t.uninterruptible.is_empty()))
+                .count() as u32,
+            ended_early: run.ended_early.clone(),
+        }
+    }
+
+    /// `3/20` (and `of N planned` when the rounds stopped early).
+    pub fn fraction(&self) -> String {
+        crate::rate::fraction(self.failures, self.rounds, self.planned)
+    }
+}
+
+/// A failed round of a stress cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundFailure {
+    pub step: String,
+    pub message: String,
+    /// The stress scenario's signatures this round's evidence matched, with the first line of each.
+    #[serde(default)]
+    pub signatures: Vec<SignatureHit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignatureHit {
+    pub name: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +195,20 @@ pub struct RoundRecord {
     /// checkpoint and after the restore.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub running: BTreeMap<String, RunningSeen>,
+    /// The state of every task of the container right before the checkpoint (stress cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_before: Option<crate::execute::tasks::TaskStates>,
+    /// A stress round that failed, and the failure signs it showed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RoundFailure>,
+    /// How many times a successful dump's log read the v1 freezer as FREEZING (100 ms apart);
+    /// 10 or more keeps that log as `round<N>-dump.log`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezing_polls: Option<u32>,
+    /// The container's freezer after a failed checkpoint (`THAWED`, or what the harness found
+    /// and thawed, e.g. `FREEZING, thawed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezer_after: Option<String>,
 }
 
 /// A VNC session after a restore: the handshake and the picture.

@@ -31,9 +31,25 @@ pub struct MatrixRow {
 #[derive(Debug, Serialize)]
 pub struct MatrixCell {
     pub verdict: Verdict,
+    /// A stress cell's failed rounds over its rounds, e.g. `9/24`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
     pub reason: String,
     pub seconds: f64,
     pub logs: Option<String>,
+    /// A stress cell's rate, signatures and freeze times.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::record::StressRecord>,
+}
+
+impl MatrixCell {
+    /// The verdict as a matrix shows it: `pass`, or `reproduced 9/24` for a stress cell.
+    pub fn label(&self) -> String {
+        match &self.rate {
+            Some(rate) => format!("{} {rate}", self.verdict),
+            None => self.verdict.to_string(),
+        }
+    }
 }
 
 fn column_of(r: &CellRecord) -> String {
@@ -63,9 +79,11 @@ pub fn build(records: &[CellRecord]) -> Matrix {
                     records.iter().rev().find(|r| r.key.scenario == scenario && &column_of(r) == col).map(|r| {
                         MatrixCell {
                             verdict: r.verdict,
+                            rate: r.stress.as_ref().map(|s| s.fraction()),
                             reason: r.reason.clone(),
                             seconds: r.seconds,
                             logs: r.logs.clone(),
+                            stress: r.stress.clone(),
                         }
                     })
                 })
@@ -87,7 +105,7 @@ pub fn markdown(matrix: &Matrix) -> String {
         out.push_str(&format!("| {} |", row.scenario));
         for cell in &row.cells {
             match cell {
-                Some(c) => out.push_str(&format!(" {} |", c.verdict)),
+                Some(c) => out.push_str(&format!(" {} |", c.label())),
                 None => out.push_str(" |"),
             }
         }
@@ -95,6 +113,7 @@ pub fn markdown(matrix: &Matrix) -> String {
     }
     let totals: Vec<String> = matrix.totals.iter().map(|(v, n)| format!("{n} {v}")).collect();
     out.push_str(&format!("\nTotals: {}\n", totals.join(", ")));
+    out.push_str(&stress_table(matrix));
     out.push_str("\nWhy each cell has its verdict:\n\n");
     for row in &matrix.rows {
         for (col, cell) in matrix.columns.iter().zip(&row.cells) {
@@ -107,6 +126,43 @@ pub fn markdown(matrix: &Matrix) -> String {
         }
     }
     out
+}
+
+/// The stress cells, one line each: rounds, failures, the signatures seen, and CRIU's freezing
+/// and frozen times (median and maximum over the successful dumps, in ms). Empty without any.
+fn stress_table(matrix: &Matrix) -> String {
+    let ms = |s: &Option<crate::rate::Summary>| match s {
+        Some(s) => (format!("{:.0}", s.median / 1000.0), format!("{:.0}", s.max / 1000.0)),
+        None => ("-".to_string(), "-".to_string()),
+    };
+    let mut lines = Vec::new();
+    for row in &matrix.rows {
+        for (col, cell) in matrix.columns.iter().zip(&row.cells) {
+            let Some((cell, st)) = cell.as_ref().and_then(|c| Some((c, c.stress.as_ref()?))) else { continue };
+            let (freezing_median, freezing_max) = ms(&st.freezing_time_us);
+            let (frozen_median, frozen_max) = ms(&st.frozen_time_us);
+            let signs: Vec<String> = st.signatures.iter().map(|(n, k)| format!("{n} {k}")).collect();
+            lines.push(format!(
+                "| {} | {col} | {} | {} | {} | {:.0}% | {} | {freezing_median} | {freezing_max} | {frozen_median} | {frozen_max} | {} |",
+                row.scenario,
+                cell.verdict,
+                st.rounds,
+                st.failures,
+                st.failure_rate,
+                if signs.is_empty() { "-".to_string() } else { signs.join(", ") },
+                st.rounds_with_d_state,
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nStress cells (freeze times in ms, from CRIU's statistics of the successful dumps):\n\n\
+         | scenario | cell | verdict | rounds | failures | rate | signatures | freezing median | freezing max | frozen median | frozen max | rounds with D tasks |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n{}\n",
+        lines.join("\n")
+    )
 }
 
 /// Writes `matrix.md`, `matrix.json`, `matrix.html` and `junit.xml` into the run directory.
@@ -149,6 +205,7 @@ pub(crate) mod tests {
             logs: None,
             reproducer: None,
             criu_config: None,
+            stress: None,
         }
     }
 
@@ -167,5 +224,28 @@ pub(crate) mod tests {
         let md = markdown(&m);
         assert!(md.contains("| a | | pass | fail |"), "{md}");
         assert!(md.contains("1 pass, 1 fail, 1 skip"), "{md}");
+        assert!(!md.contains("Stress cells"), "{md}");
+    }
+
+    #[test]
+    fn a_stress_cell_shows_its_rate_and_freeze_times() {
+        let mut r = record("churn", "runc", "bookworm", Verdict::Reproduced);
+        r.stress = Some(crate::record::StressRecord {
+            planned: 24,
+            rounds: 24,
+            failures: 9,
+            failure_rate: 37.5,
+            expected_rate: "<=100%".into(),
+            failed_rounds: vec![1, 2, 3, 5, 8, 13, 14, 20, 21],
+            signatures: [("timeout".to_string(), 9)].into(),
+            freezing_time_us: crate::rate::Summary::of(&[1500.0, 2500.0, 90_000.0]),
+            frozen_time_us: None,
+            freezing_polls_max: Some(3),
+            rounds_with_d_state: 4,
+            ended_early: None,
+        });
+        let md = markdown(&build(&[r]));
+        assert!(md.contains("| churn | reproduced 9/24 |"), "{md}");
+        assert!(md.contains("| reproduced | 24 | 9 | 38% | timeout 9 | 2 | 90 | - | - | 4 |"), "{md}");
     }
 }

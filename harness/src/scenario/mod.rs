@@ -32,8 +32,44 @@ pub struct Scenario {
     pub services: Vec<ServiceSpec>,
     pub mounts: Vec<MountSpec>,
     pub criu_config: Vec<CriuConfigFile>,
+    /// Set for a stress scenario: rounds go on after a failed checkpoint, the result is a rate.
+    pub stress: Option<Stress>,
     /// The file it came from, for messages.
     pub source: std::path::PathBuf,
+}
+
+/// A stress scenario's settings, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Stress {
+    /// (name, pattern): the failure signs recorded for each failed round.
+    pub signatures: Vec<(String, Regex)>,
+}
+
+/// `CRIU_MATRIX_STRESS_ROUNDS`: the rounds of every stress scenario in this run, when set.
+pub const STRESS_ROUNDS_ENV: &str = "CRIU_MATRIX_STRESS_ROUNDS";
+
+impl Scenario {
+    /// Applies `CRIU_MATRIX_STRESS_ROUNDS` to a stress scenario (other scenarios keep theirs).
+    pub fn with_stress_rounds(mut self, rounds: Option<u32>) -> Scenario {
+        if let (Some(n), Some(_)) = (rounds, &self.stress) {
+            self.rounds = n.max(1);
+        }
+        self
+    }
+}
+
+/// The rounds `CRIU_MATRIX_STRESS_ROUNDS` asks for, if it is set to a number.
+pub fn stress_rounds_override() -> anyhow::Result<Option<u32>> {
+    match std::env::var(STRESS_ROUNDS_ENV) {
+        Err(_) => Ok(None),
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("{STRESS_ROUNDS_ENV} must be a number of rounds, got `{text}`")),
+    }
 }
 
 /// One `expect:` clause, ready to match against a cell.
@@ -44,6 +80,8 @@ pub struct Expectation {
     pub round: Option<u32>,
     pub step: Option<FailStep>,
     pub signature: Option<Regex>,
+    /// Stress scenarios: the bound on the failure rate (absent: the outcome's default).
+    pub failure_rate: Option<crate::rate::RateBound>,
     pub reason: Option<String>,
     /// A timing-dependent failure: every round passing is a pass, not `fixed`.
     pub intermittent: bool,
@@ -58,9 +96,22 @@ impl Expectation {
             round: None,
             step: None,
             signature: None,
+            failure_rate: None,
             reason: None,
             intermittent: false,
         }
+    }
+
+    /// The bound on a stress cell's failure rate: the clause's own, else `0%` for `passes` and
+    /// `>0%` for `fails` (the bug is expected to show at least once).
+    pub fn rate_bound(&self) -> crate::rate::RateBound {
+        self.failure_rate.clone().unwrap_or_else(|| {
+            let text = match self.outcome {
+                ExpectedOutcome::Passes => "0%",
+                ExpectedOutcome::Fails => ">0%",
+            };
+            crate::rate::RateBound::parse(text).expect("static bound")
+        })
     }
 }
 

@@ -47,6 +47,28 @@ pub struct ScenarioFile {
     /// Files written into the stack's `/etc/criu/` for the cell's lifetime.
     #[serde(default)]
     pub criu_config: Vec<CriuConfigFile>,
+    /// Makes the cell a stress cell: rounds go on after a failed checkpoint while the workload
+    /// still runs, and the result is a failure rate (see `expect:`'s `failure_rate`).
+    #[serde(default)]
+    pub stress: Option<StressSpec>,
+}
+
+/// A stress scenario's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressSpec {
+    /// Named patterns searched in every failed round's evidence; each match is recorded with the
+    /// round (which of the known failure signs that round showed).
+    #[serde(default)]
+    pub signatures: Vec<NamedPattern>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedPattern {
+    pub name: Spanned<String>,
+    /// A regular expression, searched line by line.
+    pub pattern: Spanned<String>,
 }
 
 fn default_rounds() -> u32 {
@@ -233,6 +255,10 @@ pub struct ExpectClause {
     pub step: Option<FailStep>,
     /// A regular expression searched in the engine's stderr and the CRIU logs.
     pub signature: Option<Spanned<String>>,
+    /// Stress scenarios only: the share of rounds that may fail (`passes`, default `0%`) or at
+    /// which the bug is expected to show (`fails`, default `>0%`), e.g. `<=100%` for "may fail".
+    #[serde(default)]
+    pub failure_rate: Option<Spanned<String>>,
     /// Why this expectation holds (the upstream fact behind it).
     #[serde(default)]
     pub reason: Option<String>,

@@ -1,7 +1,8 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
-use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, VerifyStep, When};
-use super::{Conditions, Expectation, Scenario};
+use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
+use super::{Conditions, Expectation, Scenario, Stress};
+use crate::rate::RateBound;
 use crate::version::Range;
 use regex::Regex;
 use serde_saphyr::Spanned;
@@ -120,7 +121,12 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
             message: "rounds must be at least 1".into(),
         });
     }
-    let expect = raw.expect.into_iter().map(|clause| expectation(file, clause)).collect::<Result<Vec<_>, _>>()?;
+    let stress = raw.stress.as_ref().map(|spec| stress(file, spec)).transpose()?;
+    let expect = raw
+        .expect
+        .into_iter()
+        .map(|clause| expectation(file, clause, stress.is_some()))
+        .collect::<Result<Vec<_>, _>>()?;
     for step in &raw.verify {
         check_verify_step(file, step)?;
     }
@@ -149,6 +155,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         services: raw.services,
         mounts: raw.mounts,
         criu_config: raw.criu_config,
+        stress,
         source: file.to_path_buf(),
     })
 }
@@ -190,7 +197,38 @@ fn compile(file: &Path, text: &Spanned<String>, field: &str) -> Result<Regex, Sc
     })
 }
 
-fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, ScenarioError> {
+fn stress(file: &Path, spec: &StressSpec) -> Result<Stress, ScenarioError> {
+    let mut signatures = Vec::new();
+    for named in &spec.signatures {
+        let name = &named.name.value;
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(ScenarioError::at(
+                file,
+                &named.name,
+                format!("expected a signature name of lowercase letters, digits and dashes, got `{name}`"),
+            ));
+        }
+        if signatures.iter().any(|(n, _)| n == name) {
+            return Err(ScenarioError::at(file, &named.name, format!("signature name `{name}` is used twice")));
+        }
+        signatures.push((name.clone(), compile(file, &named.pattern, "pattern")?));
+    }
+    Ok(Stress { signatures })
+}
+
+fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expectation, ScenarioError> {
+    let failure_rate =
+        match &clause.failure_rate {
+            None => None,
+            Some(text) if !stress => return Err(ScenarioError::at(
+                file,
+                text,
+                "`failure_rate` needs a stress scenario (a `stress:` section): other cells stop at their first failure",
+            )),
+            Some(text) => Some(RateBound::parse(&text.value).map_err(|m| ScenarioError::at(file, text, m))?),
+        };
     let signature = match &clause.signature {
         None => None,
         Some(text) => Some(compile(file, text, "signature")?),
@@ -208,6 +246,7 @@ fn expectation(file: &Path, clause: ExpectClause) -> Result<Expectation, Scenari
         round: clause.round,
         step: clause.step,
         signature,
+        failure_rate,
         reason: clause.reason,
         intermittent: clause.intermittent,
     })
@@ -300,6 +339,47 @@ expect:
         assert_eq!(s.verify.len(), 2);
         assert_eq!(s.expect.len(), 2);
         assert!(s.expect[0].signature.as_ref().unwrap().is_match("Unseizable non-zombie 42 found"));
+    }
+
+    const STRESS: &str = "\
+id: demo
+summary: churn
+image: demo
+run: { args: [/churn] }
+ready: { file: /tmp/counter }
+rounds: 20
+stress:
+  signatures:
+    - { name: timeout, pattern: 'Timeout reached' }
+expect:
+  - when: { criu: '<4.1' }
+    outcome: fails
+    failure_rate: '<=100%'
+    signature: 'Timeout reached'
+  - outcome: passes
+";
+
+    #[test]
+    fn a_stress_scenario_parses_with_its_signatures_and_rates() {
+        let s = parse(STRESS).unwrap();
+        let stress = s.stress.as_ref().expect("a stress scenario");
+        assert_eq!(stress.signatures[0].0, "timeout");
+        assert!(s.expect[0].rate_bound().admits_none());
+        assert_eq!(s.expect[1].rate_bound().to_string(), "0%");
+        assert_eq!(s.clone().with_stress_rounds(Some(5)).rounds, 5);
+        assert_eq!(parse(GOOD).unwrap().with_stress_rounds(Some(5)).rounds, 2, "only stress scenarios take it");
+    }
+
+    #[rstest]
+    #[case::rate_without_stress(GOOD.replace("    round: 2\n", "    round: 2\n    failure_rate: '<=5%'\n"), 15, "stress scenario")]
+    #[case::bad_rate(STRESS.replace("'<=100%'", "'often'"), 13, "failure rate bound")]
+    #[case::bad_signature_name(STRESS.replace("name: timeout", "name: Time Out"), 9, "signature name")]
+    #[case::bad_pattern(STRESS.replace("pattern: 'Timeout reached'", "pattern: '(x'"), 9, "regular expression")]
+    #[case::unknown_stress_key(STRESS.replace("  signatures:", "  signaturez:"), 8, "signaturez")]
+    fn malformed_stress_parts_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
+        let err = parse(&text).expect_err("must be rejected");
+        assert_eq!(err.line, line, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
     }
 
     /// Each malformed file names the line and column of the fault and what was expected.

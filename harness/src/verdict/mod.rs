@@ -41,6 +41,8 @@ pub enum Outcome {
     },
     /// Checkpoint, restore or verification failed: a result about the stack under test.
     Failed(Failure),
+    /// A stress cell's rounds: which of them failed (rounds go on after a failed checkpoint).
+    Stress(StressRun),
     /// The harness or environment broke (provisioning, build, start, readiness).
     Error {
         step: String,
@@ -57,6 +59,30 @@ pub struct Failure {
     pub message: String,
     /// The engine's stderr and the CRIU logs of the failed step, searched for the signature.
     pub evidence: String,
+}
+
+/// What the rounds of a stress cell came to.
+#[derive(Debug, Clone)]
+pub struct StressRun {
+    /// The rounds the scenario asked for.
+    pub planned: u32,
+    /// The rounds that ran (fewer than `planned` when the workload did not survive a failure).
+    pub ran: u32,
+    /// Each failed round.
+    pub failures: Vec<Failure>,
+    /// Why the rounds stopped before `planned`, when they did.
+    pub ended_early: Option<String>,
+}
+
+impl StressRun {
+    pub fn percent(&self) -> f64 {
+        crate::rate::percent(self.failures.len() as u32, self.ran)
+    }
+
+    /// `3/20`, and `of 24 planned` when the rounds stopped early.
+    pub fn fraction(&self) -> String {
+        crate::rate::fraction(self.failures.len() as u32, self.ran, self.planned)
+    }
 }
 
 /// The verdict, one line saying why, and the log line that matched the expected signature.
@@ -107,15 +133,74 @@ fn classify_full(expected: &Expectation, outcome: &Outcome) -> Classification {
             ),
         ),
         (ExpectedOutcome::Fails, Outcome::Failed(f)) => classify_expected_failure(expected, f),
+        (_, Outcome::Stress(run)) => classify_rate(expected, run),
     }
+}
+
+/// A stress cell, held against the clause's bound on the failure rate:
+/// - `passes` (bound `0%` unless given): `pass` when the rate is within it, else `fail`;
+/// - `fails` (bound `>0%` unless given): every failed round must carry the signature (at the
+///   expected step), else `fail`; then `reproduced` when the rate is within the bound and some
+///   round failed, `pass` when none did and the bound admits that (the bug *may* show here),
+///   `fixed` when the rate is below the bound, `fail` when above it.
+fn classify_rate(expected: &Expectation, run: &StressRun) -> Classification {
+    let bound = expected.rate_bound();
+    let fraction = run.fraction();
+    let place = bound.place(run.percent());
+    let ended = run.ended_early.as_ref().map(|why| format!("; {why}")).unwrap_or_default();
+    let plain = |verdict, reason: String| Classification { verdict, reason, matched: None };
+    let first_failure =
+        || run.failures.first().map(|f| format!(": round {} {}: {}", f.round, f.step, f.message)).unwrap_or_default();
+    if expected.outcome == ExpectedOutcome::Passes {
+        return match place {
+            crate::rate::Placement::Within => {
+                plain(Verdict::Pass, format!("{fraction} rounds failed, within {bound}{ended}"))
+            }
+            _ => plain(Verdict::Fail, format!("{fraction} rounds failed, expected {bound}{ended}{}", first_failure())),
+        };
+    }
+    let mut matched = None;
+    for f in &run.failures {
+        let line = signature_line(expected, f);
+        let step_ok = expected.step.is_none_or(|s| s == f.step);
+        match line {
+            Some(line) if step_ok => {
+                matched.get_or_insert(line);
+            }
+            _ => {
+                let why = if step_ok { "without the expected signature" } else { "at another step than expected" };
+                return Classification {
+                    verdict: Verdict::Fail,
+                    reason: format!(
+                        "{fraction} rounds failed; round {} {} failed {why}: {}{ended}",
+                        f.round, f.step, f.message
+                    ),
+                    matched: line,
+                };
+            }
+        }
+    }
+    let (verdict, reason) = match place {
+        crate::rate::Placement::Within if run.failures.is_empty() => {
+            (Verdict::Pass, format!("{fraction} rounds failed: the bug may show here ({bound}) but did not{ended}"))
+        }
+        crate::rate::Placement::Within => {
+            (Verdict::Reproduced, format!("{fraction} rounds failed with the expected signature, within {bound}{ended}"))
+        }
+        crate::rate::Placement::Below => (
+            Verdict::Fixed,
+            format!("{fraction} rounds failed, expected {bound}: the bug is fixed here, rarer than expected, or the expectation is stale{ended}"),
+        ),
+        crate::rate::Placement::Above => {
+            (Verdict::Fail, format!("{fraction} rounds failed with the expected signature, more than {bound}{ended}"))
+        }
+    };
+    Classification { verdict, reason, matched }
 }
 
 fn classify_expected_failure(expected: &Expectation, f: &Failure) -> Classification {
     let at = format!("round {} {}", f.round, f.step);
-    let matched = expected
-        .signature
-        .as_ref()
-        .and_then(|re| f.evidence.lines().find(|line| re.is_match(line)).map(|l| l.trim().to_string()));
+    let matched = signature_line(expected, f);
     let step_ok = expected.step.is_none_or(|s| s == f.step);
     let round_ok = expected.round.is_none_or(|r| r == f.round);
     match matched {
@@ -138,6 +223,12 @@ fn classify_expected_failure(expected: &Expectation, f: &Failure) -> Classificat
             matched: None,
         },
     }
+}
+
+/// The first line of a failure's evidence that the expected signature matches.
+fn signature_line(expected: &Expectation, f: &Failure) -> Option<String> {
+    let re = expected.signature.as_ref()?;
+    f.evidence.lines().find(|line| re.is_match(line)).map(|l| l.trim().to_string())
 }
 
 fn where_expected(expected: &Expectation) -> String {
@@ -163,6 +254,7 @@ mod tests {
             round: Some(2),
             step: Some(FailStep::Checkpoint),
             signature: Some(Regex::new(r"Unseizable non-zombie \d+ found, state S").unwrap()),
+            failure_rate: None,
             reason: None,
             intermittent: false,
         }
@@ -170,6 +262,57 @@ mod tests {
 
     fn expect_race() -> Expectation {
         Expectation { intermittent: true, round: None, step: Some(FailStep::Restore), ..expect_bug() }
+    }
+
+    /// A stress clause: the freezer bug may show (any rate), with its signature, at checkpoint.
+    fn may_fail() -> Expectation {
+        Expectation {
+            round: None,
+            signature: Some(Regex::new(r"Timeout reached|state D").unwrap()),
+            failure_rate: Some(crate::rate::RateBound::parse("<=100%").unwrap()),
+            ..expect_bug()
+        }
+    }
+
+    fn stress(ran: u32, failed: &[(u32, FailStep, &str)]) -> Outcome {
+        Outcome::Stress(StressRun {
+            planned: 20,
+            ran,
+            failures: failed
+                .iter()
+                .map(|(round, step, evidence)| Failure {
+                    round: *round,
+                    step: *step,
+                    message: "checkpoint failed".into(),
+                    evidence: evidence.to_string(),
+                })
+                .collect(),
+            ended_early: None,
+        })
+    }
+
+    const TIMEOUT: &str = "(10.1) Error (criu/cr-dump.c:2093): Timeout reached. Try to interrupt: 0";
+
+    #[rstest]
+    #[case::passes_none_failed(Expectation::passes(), stress(20, &[]), Verdict::Pass)]
+    #[case::passes_one_failed(Expectation::passes(), stress(20, &[(3, FailStep::Checkpoint, TIMEOUT)]), Verdict::Fail)]
+    #[case::may_fail_none(may_fail(), stress(20, &[]), Verdict::Pass)]
+    #[case::may_fail_some(may_fail(), stress(20, &[(3, FailStep::Checkpoint, TIMEOUT), (9, FailStep::Checkpoint, TIMEOUT)]), Verdict::Reproduced)]
+    #[case::may_fail_other_error(may_fail(), stress(20, &[(3, FailStep::Checkpoint, TIMEOUT), (9, FailStep::Checkpoint, "Error: boom")]), Verdict::Fail)]
+    #[case::may_fail_wrong_step(may_fail(), stress(4, &[(4, FailStep::Restore, TIMEOUT)]), Verdict::Fail)]
+    #[case::must_show_but_none(Expectation { failure_rate: None, ..may_fail() }, stress(20, &[]), Verdict::Fixed)]
+    #[case::more_than_allowed(Expectation { failure_rate: crate::rate::RateBound::parse("<=10%").ok(), ..may_fail() }, stress(10, &[(1, FailStep::Checkpoint, TIMEOUT), (2, FailStep::Checkpoint, TIMEOUT)]), Verdict::Fail)]
+    fn rate_verdicts(#[case] expected: Expectation, #[case] outcome: Outcome, #[case] verdict: Verdict) {
+        let c = classify(&expected, &outcome);
+        assert_eq!(c.verdict, verdict, "{}", c.reason);
+        assert!(c.reason.contains('/'), "a rate cell's reason shows its rate: {}", c.reason);
+    }
+
+    #[test]
+    fn a_reproduced_rate_keeps_the_first_matching_line() {
+        let c = classify(&may_fail(), &stress(20, &[(3, FailStep::Checkpoint, TIMEOUT)]));
+        assert_eq!(c.matched.as_deref(), Some(TIMEOUT));
+        assert!(c.reason.starts_with("1/20 rounds failed"), "{}", c.reason);
     }
 
     fn failed(round: u32, step: FailStep, evidence: &str) -> Outcome {

@@ -253,9 +253,15 @@ fn stage_work(cell: &VmCell<'_>, staging: &Path) -> anyhow::Result<()> {
         init: key.init.clone(),
         accel: key.accel.clone(),
     };
+    // The run's stress rounds go with the cell (a number: validated when the plan was made).
+    let stress_rounds = match crate::scenario::stress_rounds_override()? {
+        Some(n) => format!("export {}={n}\n", crate::scenario::STRESS_ROUNDS_ENV),
+        None => String::new(),
+    };
     let script = format!(
         "export HOME=/root CRIU_MATRIX_PROJECT=/work/project CRIU_MATRIX_CACHE=/work/cache\n\
          export {env}='{identity}'\n\
+         {stress_rounds}\
          cd /work/project\n\
          /work/bin/criu-matrix run --matrix guest --no-progress\n",
         env = guest::ENV,
