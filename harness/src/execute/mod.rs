@@ -242,17 +242,6 @@ impl<E: Engine> RoundContext<'_, E> {
                 }
             }
         }
-        if watch_pidfds && round > 1 {
-            record.pidfds = probe.pidfds(&name).await.unwrap_or_default();
-        }
-        for step in &s.verify {
-            if let VerifyStep::Running(names) = step {
-                let before = probe.pids_named(&name, &names.value).await.unwrap_or_default();
-                for (comm, pids) in before {
-                    record.running.entry(comm).or_default().before = pids;
-                }
-            }
-        }
         let archive = format!("/tmp/{name}.tar.gz");
         let mode =
             if s.checkpoint.export { CheckpointMode::Export { archive: &archive } } else { CheckpointMode::InPlace };
