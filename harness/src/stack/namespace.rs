@@ -59,6 +59,10 @@ exec sleep infinity
 struct HolderState {
     pid: u32,
     mnt_ns: String,
+    /// Where this state file was written. A cache copied while a run held the stack carries the
+    /// file along; its holder belongs to the original cache, and is not the copy's to end.
+    #[serde(default)]
+    state_file: Option<PathBuf>,
 }
 
 /// A live stack namespace. Dropping it (or an interrupt) tears it down.
@@ -120,7 +124,11 @@ pub async fn enter(
         anyhow::bail!("failed to enter the {stack} stack: {}", err.trim());
     }
     let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))?.display().to_string();
-    std::fs::write(state_file, serde_json::to_string(&HolderState { pid, mnt_ns: mnt_ns.clone() })?)?;
+    std::fs::write(state_file, serde_json::to_string(&HolderState {
+        pid,
+        mnt_ns: mnt_ns.clone(),
+        state_file: Some(std::path::absolute(state_file)?),
+    })?)?;
     let teardown = {
         let (mnt_ns, state_file, stack) = (mnt_ns.clone(), state_file.to_path_buf(), stack.to_string());
         cleanup::on_cleanup(format!("remove the {stack} stack's containers and namespace"), move || {
@@ -206,6 +214,14 @@ fn recover_stale(state_file: &Path) {
     let Ok(text) = std::fs::read_to_string(state_file) else { return };
     let _ = std::fs::remove_file(state_file);
     let Ok(state) = serde_json::from_str::<HolderState>(&text) else { return };
+    if !written_here(&state, state_file) {
+        tracing::warn!(
+            "ignoring a stack state file copied from {} (its holder {} is that cache's)",
+            state.state_file.as_deref().unwrap_or(Path::new("?")).display(),
+            state.pid
+        );
+        return;
+    }
     let holder_alive = std::fs::read_link(format!("/proc/{}/ns/mnt", state.pid))
         .is_ok_and(|l| l.display().to_string() == state.mnt_ns);
     tracing::warn!("cleaning up after an earlier run of this stack that did not finish (holder {})", state.pid);
@@ -213,4 +229,30 @@ fn recover_stale(state_file: &Path) {
         remove_containers(&Entry::namespace(state.pid), state.pid);
     }
     end_namespace_processes(&state.mnt_ns, None);
+}
+
+/// Whether the state file was written at this path (not copied here with its cache).
+fn written_here(state: &HolderState, state_file: &Path) -> bool {
+    match (&state.state_file, std::path::absolute(state_file)) {
+        (Some(written), Ok(here)) => *written == here,
+        // Written before the path was recorded: trust it, as before.
+        (None, _) => true,
+        (Some(_), Err(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_file_copied_with_its_cache_is_not_this_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (original, copy) = (dir.path().join("a/holder.json"), dir.path().join("b/holder.json"));
+        let state = |at: &Path| HolderState { pid: 1, mnt_ns: "mnt:[1]".into(), state_file: Some(at.to_path_buf()) };
+        assert!(written_here(&state(&original), &original));
+        assert!(!written_here(&state(&original), &copy));
+        // Files from before the path was recorded keep their old meaning.
+        assert!(written_here(&HolderState { pid: 1, mnt_ns: "mnt:[1]".into(), state_file: None }, &copy));
+    }
 }
