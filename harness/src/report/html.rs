@@ -52,6 +52,8 @@ struct CellView {
     flaky: bool,
     runs: usize,
     tooltip: String,
+    /// A stress cell's failed rounds, `3/20`: its result is a rate, not only a verdict.
+    rate: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -250,6 +252,7 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
                     flaky,
                     runs: runs.len(),
                     tooltip: format!("{}: {}", last.verdict, last.reason),
+                    rate: last.stress.as_ref().map(|s| s.fraction()),
                 })
             })
             .collect();
@@ -328,6 +331,29 @@ mod tests {
         for fetch in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
             assert!(!page.contains(fetch), "the page would fetch something: {fetch}");
         }
+    }
+
+    #[test]
+    fn a_stress_cell_shows_its_rate_beside_its_verdict() {
+        let mut stress = record("freezer", "runc", "bookworm", Verdict::Reproduced);
+        stress.stress = Some(crate::record::StressRecord {
+            planned: 20,
+            rounds: 20,
+            failures: 3,
+            failure_rate: 15.0,
+            expected_rate: "<=100%".into(),
+            failed_rounds: vec![4, 9, 17],
+            signatures: Default::default(),
+            freezing_time_us: None,
+            frozen_time_us: None,
+            freezing_polls_max: None,
+            rounds_with_d_state: 0,
+            ended_early: None,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let page = html(dir.path(), "run-1", &[stress, record("a", "crun", "sid", Verdict::Pass)]).unwrap();
+        assert!(page.contains(">reproduced 3&#x2f;20<"), "{page}");
+        assert!(page.contains(">pass<"));
     }
 
     #[test]
