@@ -2,9 +2,9 @@
 //! checkpoint -> restore -> verify. Every step has a time limit; whatever the cell created is
 //! removed when it ends, however it ends.
 
-pub mod pidfds;
 mod criu_config;
 mod freezer;
+pub mod pidfds;
 pub mod placement;
 mod rfb;
 mod surroundings;

@@ -124,11 +124,14 @@ pub async fn enter(
         anyhow::bail!("failed to enter the {stack} stack: {}", err.trim());
     }
     let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))?.display().to_string();
-    std::fs::write(state_file, serde_json::to_string(&HolderState {
-        pid,
-        mnt_ns: mnt_ns.clone(),
-        state_file: Some(std::path::absolute(state_file)?),
-    })?)?;
+    std::fs::write(
+        state_file,
+        serde_json::to_string(&HolderState {
+            pid,
+            mnt_ns: mnt_ns.clone(),
+            state_file: Some(std::path::absolute(state_file)?),
+        })?,
+    )?;
     let teardown = {
         let (mnt_ns, state_file, stack) = (mnt_ns.clone(), state_file.to_path_buf(), stack.to_string());
         cleanup::on_cleanup(format!("remove the {stack} stack's containers and namespace"), move || {
