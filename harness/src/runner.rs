@@ -115,6 +115,9 @@ impl CellFacts for Facts<'_> {
 impl Runner {
     pub fn new(project: Project, cache: Cache, events: Events) -> anyhow::Result<Runner> {
         let run = RunDir::create(&project.results())?;
+        if let Some(message) = cache.low_space_warning() {
+            events.emit(Event::Warning { message: &message });
+        }
         Ok(Runner { project, cache, events, run, stacks: HashMap::new() })
     }
 

@@ -38,6 +38,10 @@ pub enum Event<'a> {
     CellFinished {
         record: &'a CellRecord,
     },
+    /// Something the user should know before it breaks a run (e.g. little free disk).
+    Warning {
+        message: &'a str,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -99,6 +103,7 @@ impl Reporter for LineReporter {
             Event::CellStarted { name } => eprintln!("{name}: started"),
             Event::Step { name, round, step, seconds } => eprintln!("{name}: round {round} {step} {seconds:.2}s"),
             Event::CellFinished { record } => eprintln!("{}: {}", record.name, record.summary_line()),
+            Event::Warning { message } => eprintln!("warning: {message}"),
         }
     }
 }

@@ -65,6 +65,9 @@ impl Reporter for ProgressReporter {
                     record.reason
                 ));
             }
+            Event::Warning { message } => {
+                let _ = self.multi.println(format!("warning: {message}"));
+            }
         }
     }
 
