@@ -257,6 +257,10 @@ const CHECKPOINT_DIR: &str = "Error response from daemon: custom checkpointdir i
 #[case::desktop_hint_sid_crun("vnc-xfce-pidfd-irmap-hint", "docker", "crun", "1.28", "28.5.2", Some((FailStep::Restore, vec![CHECKPOINT_DIR])))]
 #[case::desktop_hint_sid_runc("vnc-xfce-pidfd-irmap-hint", "docker", "runc", "1.3.6", "28.5.2", Some((FailStep::Restore, vec![CHECKPOINT_DIR])))]
 #[case::desktop_hint_sid_podman("vnc-xfce-pidfd-irmap-hint", "podman", "crun", "1.28", "28.5.2", None)]
+#[case::stress_crun_1_21("freezer-stress", "docker", "crun", "1.21", "26.1.5", Some((FailStep::Checkpoint, vec![WORK_DIR])))]
+#[case::stress_runc_docker_28("freezer-stress", "docker", "runc", "1.3.6", "28.5.2", Some((FailStep::Restore, vec![PID_ZERO])))]
+#[case::stress_crun_docker_28("freezer-stress", "docker", "crun", "1.28", "28.5.2", Some((FailStep::Restore, vec![STALE_TASK])))]
+#[case::stress_runc_docker_26("freezer-stress", "docker", "runc", "1.1.15", "26.1.5", Some((FailStep::Restore, vec![ALREADY_EXISTS])))]
 #[case::podman_runc("baseline-counter", "podman", "runc", "1.1.15", "26.1.5", None)]
 #[case::podman_crun_export("baseline-counter-export", "podman", "crun", "1.21", "26.1.5", None)]
 fn docker_cells_expect_the_docker_failures_measured_here(
