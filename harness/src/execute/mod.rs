@@ -149,7 +149,7 @@ async fn run_rounds<E: Engine>(
     if !s.precheck.is_empty() {
         spec.transcript.push_equivalent("which processes of the container hold pidfds", &pidfds_command(engine, &name));
     }
-    if let Err(message) = precheck(&probe, &name, s, rounds).await {
+    if let Err(message) = precheck(&probe, &name, s, rounds, spec.log_dir).await {
         let _ = std::fs::write(spec.log_dir.join("precheck.txt"), &message);
         return Ok(Outcome::Error { step: "precheck".into(), message });
     }
@@ -366,12 +366,15 @@ fn round_failure(stress: &crate::scenario::Stress, failure: &Failure) -> RoundFa
 }
 
 /// The checks before the first checkpoint. What they find is recorded with round 1 (pushed on
-/// `rounds`), also when they fail: a cell without what its case needs is an `error`.
+/// `rounds`), also when they fail: a cell without what its case needs is an `error`. A scenario
+/// with a `vnc` step also gets a viewer's picture here (`screenshot-round0.png`), recorded and
+/// not judged: it tells a desktop that lost its picture in a restore from one never drawn.
 async fn precheck<E: Engine>(
     probe: &Probe<'_, E>,
     name: &str,
     s: &Scenario,
     rounds: &mut Vec<RoundRecord>,
+    log_dir: &Path,
 ) -> Result<(), String> {
     let mut record = RoundRecord { round: 1, ..RoundRecord::default() };
     let mut result = Ok(());
@@ -400,7 +403,17 @@ async fn precheck<E: Engine>(
             }
         }
     }
-    if !s.precheck.is_empty() {
+    if result.is_ok() {
+        for step in &s.verify {
+            if let VerifyStep::Vnc(check) = step {
+                match probe.vnc(name, check, 0, log_dir, s.timeouts.verify).await {
+                    Ok(seen) => record.vnc_before = Some(seen),
+                    Err(e) => tracing::info!("no VNC picture before the first checkpoint: {e}"),
+                }
+            }
+        }
+    }
+    if !s.precheck.is_empty() || record.vnc_before.is_some() {
         rounds.push(record);
     }
     result

@@ -126,7 +126,7 @@ impl<'a, E: Engine> Probe<'a, E> {
     }
 
     /// Connects to the container's VNC server as a viewer; keeps the picture in `log_dir`.
-    async fn vnc(
+    pub(super) async fn vnc(
         &self,
         name: &str,
         check: &VncCheck,
@@ -240,9 +240,14 @@ pub async fn after_restore<E: Engine>(
                 let colors = seen.distinct_colors;
                 record.vnc = Some(seen);
                 if colors < check.min_colors as usize {
+                    let before = record
+                        .vnc_before
+                        .as_ref()
+                        .map(|b| format!(" (before the first checkpoint: {} colors)", b.distinct_colors))
+                        .unwrap_or_default();
                     return Err(format!(
                         "the VNC framebuffer after the restore has {colors} distinct colors, fewer than {}: \
-                         no desktop is drawn",
+                         no desktop is drawn{before}",
                         check.min_colors
                     ));
                 }

@@ -191,6 +191,10 @@ pub struct RoundRecord {
     /// What a viewer saw after the restore (a `vnc` step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vnc: Option<VncSeen>,
+    /// What a viewer saw before the first checkpoint (round 1 of a scenario with a `vnc` step),
+    /// so that an undrawn picture after a restore can be told from a desktop never drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnc_before: Option<VncSeen>,
     /// The PIDs (inside the container) of each process a `running` step names, before the
     /// checkpoint and after the restore.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
