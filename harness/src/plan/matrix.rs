@@ -73,32 +73,39 @@ fn plain() -> Vec<String> {
     vec!["plain".to_string()]
 }
 
+impl From<RawPart> for MatrixFile {
+    fn from(part: RawPart) -> MatrixFile {
+        MatrixFile {
+            description: String::new(),
+            scenarios: part.scenarios.map_or(ScenarioSelection::All, ScenarioSelection::Only),
+            engines: part.engines,
+            runtimes: part.runtimes,
+            stacks: part.stacks,
+            kernels: part.kernels,
+            cgroups: part.cgroups,
+            inits: part.inits,
+            more: Vec::new(),
+        }
+    }
+}
+
 impl From<RawMatrix> for MatrixFile {
     fn from(raw: RawMatrix) -> MatrixFile {
-        MatrixFile {
-            description: raw.description,
-            scenarios: raw.scenarios.map_or(ScenarioSelection::All, ScenarioSelection::Only),
+        // The top level is a part with a description and further parts (spelled out in
+        // `RawMatrix` because `flatten` would defeat `deny_unknown_fields`).
+        let top = RawPart {
+            scenarios: raw.scenarios,
             engines: raw.engines,
             runtimes: raw.runtimes,
             stacks: raw.stacks,
             kernels: raw.kernels,
             cgroups: raw.cgroups,
             inits: raw.inits,
-            more: raw
-                .more
-                .into_iter()
-                .map(|part| MatrixFile {
-                    description: String::new(),
-                    scenarios: part.scenarios.map_or(ScenarioSelection::All, ScenarioSelection::Only),
-                    engines: part.engines,
-                    runtimes: part.runtimes,
-                    stacks: part.stacks,
-                    kernels: part.kernels,
-                    cgroups: part.cgroups,
-                    inits: part.inits,
-                    more: Vec::new(),
-                })
-                .collect(),
+        };
+        MatrixFile {
+            description: raw.description,
+            more: raw.more.into_iter().map(MatrixFile::from).collect(),
+            ..MatrixFile::from(top)
         }
     }
 }
