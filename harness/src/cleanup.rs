@@ -3,7 +3,8 @@
 //!
 //! Whatever creates something (a container, a stack's namespace holder) registers an undo action
 //! and keeps the returned [`Guard`]; dropping the guard runs the action. On an interrupt the
-//! handler first kills the commands still running (by the PIDs the harness spawned, never by name),
+//! handler first kills the commands still running (the process groups of the commands the harness
+//! spawned, never by name),
 //! then runs every registered action, newest first, and exits with 130. The actions are synchronous
 //! on purpose: they must work from `Drop` and from the signal thread, with no async runtime.
 
@@ -94,13 +95,14 @@ pub fn hold_if_interrupted() {
     }
 }
 
-/// Tracks a spawned command's PID until it exits, so an interrupt can stop it.
+/// Tracks a running command's process group (its leader's PID) until it is reaped, so that an
+/// interrupt can end the whole group.
 pub struct ChildGuard(u32);
 
 impl ChildGuard {
-    pub fn track(pid: u32) -> ChildGuard {
-        registry().children.insert(pid);
-        ChildGuard(pid)
+    pub fn track_group(pgid: u32) -> ChildGuard {
+        registry().children.insert(pgid);
+        ChildGuard(pgid)
     }
 }
 
@@ -128,12 +130,14 @@ pub fn install_interrupt_handler() {
     });
 }
 
-/// Kills tracked commands, then runs every pending action, newest first.
+/// Kills the groups of tracked commands, then runs every pending action, newest first.
 fn undo_everything() {
-    let children: Vec<u32> = registry().children.iter().copied().collect();
-    for pid in children {
-        // SAFETY: kill(2) on a PID this process spawned and has not reaped yet.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let groups: Vec<u32> = registry().children.iter().copied().collect();
+    for pgid in groups {
+        // A group whose leader this process spawned and has not reaped: its ID is not reused.
+        if let Some(pgid) = rustix::process::Pid::from_raw(pgid as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
     }
     loop {
         let newest = {

@@ -1,20 +1,38 @@
 //! criu-matrix: reproduces container checkpoint/restore failures across engines, runtimes,
-//! stacks and kernels. See ARCHITECTURE.md for the code map.
+//! stacks and kernels. See ARCHITECTURE.md for the code map and the direction of imports.
+//!
+//! The modules, in pipeline order (a module imports only from those above it; the
+//! architecture test checks it):
 
-pub mod bugreport;
+#![forbid(unsafe_code)]
+
+// Foundations: the axes table and what every stage uses.
+pub mod axes;
 pub mod cleanup;
-pub mod compare;
-pub mod engine;
-pub mod events;
-pub mod execute;
-pub mod image;
-pub mod plan;
+pub mod files;
+pub mod process;
+pub mod project;
 pub mod rate;
-pub mod record;
-pub mod report;
-pub mod runner;
-pub mod scenario;
-pub mod stack;
-pub mod verdict;
+pub mod text;
 pub mod version;
+// This machine, probed once.
+pub mod host;
+// scenario -> plan -> the record every later stage fills in.
+pub mod scenario;
+pub mod plan;
+pub mod record;
+pub mod events;
+// Where cells run and what they run.
+pub mod stack;
+pub mod engine;
+pub mod image;
+pub mod observe;
+pub mod execute;
+pub mod verdict;
 pub mod vm;
+// After the cells: reports, the run that drives everything, comparisons, bug reports.
+pub mod report;
+pub mod run;
+pub mod compare;
+pub mod bugreport;
+pub mod cli;

@@ -2,6 +2,7 @@
 //! run on this machine yet (a VM with systemd on cgroup v2, a crun before 1.21): which clause
 //! applies where. No containers.
 
+use criu_matrix::axes::Axis;
 use criu_matrix::scenario::{load_all, CellFacts, ExpectedOutcome, FailStep, Scenario};
 use rstest::rstest;
 use std::path::Path;
@@ -14,8 +15,8 @@ struct Cell {
     manager: &'static str,
 }
 
-impl CellFacts for Cell {
-    fn axis(&self, name: &str) -> Option<String> {
+impl Cell {
+    fn named(&self, name: &str) -> Option<String> {
         Some(
             match name {
                 "engine" => "podman",
@@ -26,6 +27,15 @@ impl CellFacts for Cell {
             }
             .to_string(),
         )
+    }
+}
+
+impl CellFacts for Cell {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        self.named(axis.name())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        self.named("cgroup_manager")
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         (tool == self.runtime).then(|| criu_matrix::version::parse_lenient(self.version)).flatten()
@@ -119,13 +129,22 @@ struct DesktopCell {
     linux: &'static str,
 }
 
-impl CellFacts for DesktopCell {
-    fn axis(&self, name: &str) -> Option<String> {
+impl DesktopCell {
+    fn named(&self, name: &str) -> Option<String> {
         match name {
             "engine" => Some("podman".to_string()),
             "runtime" => Some(self.runtime.to_string()),
             _ => None,
         }
+    }
+}
+
+impl CellFacts for DesktopCell {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        self.named(axis.name())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        self.named("cgroup_manager")
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let version = match tool {
@@ -216,8 +235,8 @@ struct EngineCell {
     docker: &'static str,
 }
 
-impl CellFacts for EngineCell {
-    fn axis(&self, name: &str) -> Option<String> {
+impl EngineCell {
+    fn named(&self, name: &str) -> Option<String> {
         match name {
             "engine" => Some(self.engine.to_string()),
             "runtime" => Some(self.runtime.to_string()),
@@ -225,6 +244,15 @@ impl CellFacts for EngineCell {
             "cgroup_manager" => Some("cgroupfs".to_string()),
             _ => None,
         }
+    }
+}
+
+impl CellFacts for EngineCell {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        self.named(axis.name())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        self.named("cgroup_manager")
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let text = match tool {
@@ -294,13 +322,22 @@ struct ConfigCell {
     criu: &'static str,
 }
 
-impl CellFacts for ConfigCell {
-    fn axis(&self, name: &str) -> Option<String> {
+impl ConfigCell {
+    fn named(&self, name: &str) -> Option<String> {
         match name {
             "engine" => Some(self.engine.to_string()),
             "runtime" => Some(self.runtime.to_string()),
             _ => None,
         }
+    }
+}
+
+impl CellFacts for ConfigCell {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        self.named(axis.name())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        self.named("cgroup_manager")
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let version = match tool {
@@ -470,9 +507,18 @@ struct FreezerCell {
     cgroup: &'static str,
 }
 
-impl CellFacts for FreezerCell {
-    fn axis(&self, name: &str) -> Option<String> {
+impl FreezerCell {
+    fn named(&self, name: &str) -> Option<String> {
         (name == "cgroup").then(|| self.cgroup.to_string())
+    }
+}
+
+impl CellFacts for FreezerCell {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        self.named(axis.name())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        self.named("cgroup_manager")
     }
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         match tool {

@@ -13,10 +13,11 @@
 //! have are new, not regressions, so new scenarios, engines and stacks never fail it.
 
 use criu_matrix::events::{Events, LineReporter};
-use criu_matrix::plan::{Filter, Required};
-use criu_matrix::runner::{load_plan, PlanError, Project, Runner};
+use criu_matrix::plan::{load_plan, Filter, PlanError, Required};
+use criu_matrix::project::Project;
+use criu_matrix::record::Verdict;
+use criu_matrix::run::Runner;
 use criu_matrix::stack::Cache;
-use criu_matrix::verdict::Verdict;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +33,7 @@ fn main() {
     let matrices = std::env::var("CRIU_MATRIX_MATRIX").unwrap_or_else(|_| "default,kernels-smoke".to_string());
     let mut cells: Vec<criu_matrix::plan::Cell> = Vec::new();
     for matrix in matrices.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        match load_plan(&project, matrix, &Filter::default()) {
+        match load_plan(&project, matrix, &Filter::default(), criu_matrix::host::facts()) {
             Ok(more) => {
                 for cell in more {
                     if !cells.iter().any(|c| c.key == cell.key) {
@@ -70,7 +71,8 @@ fn main() {
                 if guard.is_none() {
                     let cache = Cache::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
                     let events = Events::new(vec![Arc::new(LineReporter)]);
-                    *guard = Some(Runner::new(project, cache, events).map_err(|e| Failed::from(format!("{e:#}")))?);
+                    let host = criu_matrix::host::facts();
+                    *guard = Some(Runner::new(project, cache, events, host).map_err(|e| Failed::from(format!("{e:#}")))?);
                 }
                 let record = runtime.block_on(guard.as_mut().expect("made above").run_cell(&cell));
                 let evidence = || {

@@ -10,7 +10,7 @@
 use criu_matrix::plan::Required;
 use criu_matrix::report::browser;
 use criu_matrix::stack::Cache;
-use criu_matrix::verdict::Verdict;
+use criu_matrix::record::Verdict;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::path::Path;
 

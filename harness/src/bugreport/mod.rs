@@ -8,6 +8,7 @@
 
 pub mod verify;
 
+use crate::axes::Axis;
 use crate::record::CellRecord;
 use crate::scenario::{Expectation, Scenario};
 use regex::Regex;
@@ -82,10 +83,10 @@ fn project_for(record: &CellRecord, known: &[String]) -> String {
     let excerpt = record.failure.as_ref().map(|f| f.excerpt.as_str()).unwrap_or_default();
     if excerpt.contains("Error (criu/") || excerpt.contains("Error (compel/") {
         "checkpoint-restore/criu".to_string()
-    } else if record.key.engine == "docker" {
+    } else if record.key[Axis::Engine] == "docker" {
         "moby/moby".to_string()
     } else {
-        format!("containers/{}", record.key.engine)
+        format!("containers/{}", record.key[Axis::Engine])
     }
 }
 
@@ -98,75 +99,84 @@ pub fn render(
 ) -> String {
     let clause = matched_clause(scenario, record);
     let known: Vec<String> = clause.and_then(|c| c.reason.as_deref()).map(references_in).unwrap_or_default();
-    let mut related: Vec<String> = Vec::new();
-    for r in &scenario.upstream {
-        let name = link(r).map(|(n, _)| n).unwrap_or_else(|| r.clone());
-        if !known.contains(&name) && !related.contains(&name) {
-            related.push(name);
-        }
-    }
+    let mut out = title(scenario, record, &known);
+    out.push_str(&versions(record));
+    out.push_str(&steps(record, reproducer, verified));
+    out.push_str(&expected_and_actual(scenario, record));
+    out.push_str(&upstream_issues(scenario, &known, clause));
+    out
+}
+
+/// The title (the failure and the versions) and who the report is for.
+fn title(scenario: &Scenario, record: &CellRecord, known: &[String]) -> String {
     let k = &record.key;
-    let runtime_version = version(record, &k.runtime);
     let headline = match &record.failure {
         Some(f) => {
             let what = match &f.signature_matched {
                 Some(line) => log_message(line),
-                None => crate::verdict::one_line(&f.message),
+                None => crate::text::one_line(&f.message),
             };
-            format!("{} {} fails: {what}", k.engine, f.step)
+            format!("{} {} fails: {what}", k[Axis::Engine], f.step)
         }
         None => format!("{}: {}", scenario.summary, record.verdict),
     };
     let title = format!(
-        "{headline} ({} {runtime_version}, {} {}, CRIU {}, Linux {})",
-        k.runtime,
-        k.engine,
-        version(record, &k.engine),
+        "{headline} ({} {}, {} {}, CRIU {}, Linux {})",
+        k[Axis::Runtime],
+        version(record, &k[Axis::Runtime]),
+        k[Axis::Engine],
+        version(record, &k[Axis::Engine]),
         version(record, "criu"),
         version(record, "kernel")
     );
-    let mut out = format!("# {title}\n\n");
-    out.push_str(&format!(
-        "_Filed for {} from cell `{}` of the criu-matrix scenario `{}`: {}._\n\n",
-        project_for(record, &known),
+    format!(
+        "# {title}\n\n_Filed for {} from cell `{}` of the criu-matrix scenario `{}`: {}._\n\n",
+        project_for(record, known),
         record.name,
         scenario.id,
         scenario.summary
-    ));
+    )
+}
 
-    out.push_str("## Versions\n\n| what | version |\n|---|---|\n");
-    let distribution = record.versions.get("os").cloned().unwrap_or_else(|| format!("Debian {}", k.stack));
+/// The versions table: the kernel, distribution, engine, runtime, CRIU and cgroup first.
+fn versions(record: &CellRecord) -> String {
+    let k = &record.key;
+    let (engine, runtime) = (&k[Axis::Engine], &k[Axis::Runtime]);
+    let distribution = record.versions.get("os").cloned().unwrap_or_else(|| format!("Debian {}", k[Axis::Stack]));
     let mut rows = vec![
         ("kernel".to_string(), version(record, "kernel").to_string()),
-        ("distribution".to_string(), format!("{distribution} (stack `{}`)", k.stack)),
-        ("engine".to_string(), format!("{} {}", k.engine, version(record, &k.engine))),
-        ("runtime".to_string(), format!("{} {runtime_version}", k.runtime)),
+        ("distribution".to_string(), format!("{distribution} (stack `{}`)", k[Axis::Stack])),
+        ("engine".to_string(), format!("{engine} {}", version(record, engine))),
+        ("runtime".to_string(), format!("{runtime} {}", version(record, runtime))),
         ("CRIU".to_string(), version(record, "criu").to_string()),
         ("cgroup".to_string(), version(record, "cgroup").to_string()),
     ];
-    if k.kernel != "host" {
-        rows.push((
-            "kernel under test".to_string(),
-            format!("Debian {}'s, in a VM ({}, {})", k.kernel, k.init, k.accel),
-        ));
+    if k.boots_a_kernel() {
+        let booted = format!("Debian {}'s, in a VM ({}, {})", k[Axis::Kernel], k[Axis::Init], k[Axis::Accel]);
+        rows.push(("kernel under test".to_string(), booted));
     }
     for (tool, v) in &record.versions {
-        let shown = ["kernel", "os", "criu", "cgroup", k.engine.as_str(), k.runtime.as_str()];
+        let shown = ["kernel", "os", "criu", "cgroup", engine.as_str(), runtime.as_str()];
         if !shown.contains(&tool.as_str()) {
             rows.push((tool.clone(), v.clone()));
         }
     }
+    let mut out = String::from("## Versions\n\n| what | version |\n|---|---|\n");
     for (what, v) in rows {
         out.push_str(&format!("| {what} | {} |\n", v.replace('|', "\\|")));
     }
+    out
+}
 
-    out.push_str("\n## Steps to reproduce\n\n");
+/// The plain-CLI reproducer, and what `--verify` found when it ran.
+fn steps(record: &CellRecord, reproducer: Option<&str>, verified: Option<&verify::Verified>) -> String {
+    let mut out = String::from("\n## Steps to reproduce\n\n");
     match reproducer {
         Some(script) => {
             out.push_str(&format!(
                 "Only the plain `{}` CLI, in the order the harness ran it (its times and exit codes as comments); \
                  after a failed checkpoint or restore the script prints CRIU's log of it.\n\n",
-                k.engine
+                record.key[Axis::Engine]
             ));
             out.push_str(&format!("```sh\n{}\n```\n", script.trim_end()));
         }
@@ -175,27 +185,25 @@ pub fn render(
     if let Some(v) = verified {
         out.push_str(&format!("\n{}\n", v.summary()));
     }
+    out
+}
 
-    out.push_str("\n## Expected\n\n");
+/// What each round should do, against what the failed round did, with its log lines.
+fn expected_and_actual(scenario: &Scenario, record: &CellRecord) -> String {
     let rounds = scenario.rounds;
     let flow = if scenario.checkpoint.export {
         "checkpoint --export, restore --import into a new container"
     } else {
         "checkpoint and restore in place"
     };
-    out.push_str(&format!(
-        "Each of {rounds} round(s) ({flow}) succeeds, and the restored workload continues where it was \
-         (its state is checked after every restore).\n"
-    ));
-    out.push_str("\n## Actual\n\n");
+    let mut out = format!(
+        "\n## Expected\n\nEach of {rounds} round(s) ({flow}) succeeds, and the restored workload continues where it \
+         was (its state is checked after every restore).\n\n## Actual\n\n"
+    );
     match &record.failure {
         Some(f) => {
-            out.push_str(&format!(
-                "Round {} of {rounds}, the {} failed:\n\n```\n{}\n```\n",
-                f.round,
-                f.step,
-                f.message.trim_end()
-            ));
+            let message = f.message.trim_end();
+            out.push_str(&format!("Round {} of {rounds}, the {} failed:\n\n```\n{message}\n```\n", f.round, f.step));
             if let Some(line) = &f.signature_matched {
                 out.push_str(&format!("\nThe known failure signature matched:\n\n```\n{line}\n```\n"));
             }
@@ -203,12 +211,23 @@ pub fn render(
         }
         None => out.push_str(&format!("{}: {}\n", record.verdict, record.reason)),
     }
+    out
+}
 
-    out.push_str("\n## Known upstream issues\n\n");
+/// The upstream issues: those the matched clause names first, then the scenario's references.
+fn upstream_issues(scenario: &Scenario, known: &[String], clause: Option<&Expectation>) -> String {
+    let mut related: Vec<String> = Vec::new();
+    for r in &scenario.upstream {
+        let name = link(r).map(|(n, _)| n).unwrap_or_else(|| r.clone());
+        if !known.contains(&name) && !related.contains(&name) {
+            related.push(name);
+        }
+    }
+    let mut out = String::from("\n## Known upstream issues\n\n");
     if known.is_empty() && related.is_empty() {
         out.push_str("None known to criu-matrix.\n");
     }
-    for name in &known {
+    for name in known {
         let (name, url) = link(name).expect("made from a link");
         out.push_str(&format!("- [{name}]({url}): matches this signature\n"));
     }
@@ -261,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_report_has_title_versions_reproducer_and_links() {
-        let mut record = crate::report::tests::record("tcp", "crun", "trixie", crate::verdict::Verdict::Reproduced);
+        let mut record = crate::record::testing::record("tcp", "crun", "trixie", crate::record::Verdict::Reproduced);
         for (k, v) in [
             ("kernel", "6.18.0"),
             ("criu", "4.1.1"),

@@ -3,10 +3,12 @@
 //! again, in the script's output or in a CRIU log the engine names there
 //! (`Please check CRIU logfile ...`): the report's reproducer is then tested, not assumed.
 
-use crate::engine::Podman;
+use crate::axes::Axis;
 use crate::events::Events;
+use crate::process::Transcript;
+use crate::project::Project;
 use crate::record::CellRecord;
-use crate::stack::{self, exec, Cache, Transcript};
+use crate::stack::{self, exec, Cache};
 use anyhow::Context as _;
 use regex::Regex;
 use std::path::Path;
@@ -85,7 +87,7 @@ pub fn find_signature(signature: &Regex, output: &str, logs: &[(String, String)]
 
 /// Runs the cell's reproducer in its stack and looks for `signature`.
 pub async fn run(
-    project: &crate::runner::Project,
+    project: &Project,
     cache: &Cache,
     events: &Events,
     record: &CellRecord,
@@ -94,17 +96,17 @@ pub async fn run(
     signature: &Regex,
 ) -> anyhow::Result<Verified> {
     anyhow::ensure!(
-        record.key.kernel == "host",
+        record.key[Axis::Kernel] == "host",
         "only host-kernel cells can be verified so far; `{}` runs in a VM",
         record.name
     );
-    anyhow::ensure!(record.key.engine == "podman", "only podman cells can be verified so far");
+    anyhow::ensure!(record.key[Axis::Engine] == "podman", "only podman cells can be verified so far");
     let text = std::fs::read_to_string(script).with_context(|| format!("failed to read {}", script.display()))?;
-    let session = stack::open(&record.key.stack, cache, events).await?;
+    let session = stack::open(&record.key[Axis::Stack], cache, events).await?;
     // The image the script runs, built as the cell had it (cached: same inputs, same tag).
-    let engine = Podman::new(session.entry(), session.host_path("/"), Arc::new(Transcript::default()));
-    let base = crate::image::ensure_base(&engine, &session, cache, events).await?;
-    crate::image::ensure_image(&engine, &session, &project.images(), &scenario.image, &base, events).await?;
+    let engine = crate::engine::for_stack(&session, "podman", Arc::new(Transcript::default()))?;
+    let base = crate::image::ensure_base(engine.as_ref(), &session, cache, events).await?;
+    crate::image::ensure_image(engine.as_ref(), &session, &project.images(), &scenario.image, &base, events).await?;
 
     let inner = format!("/tmp/criu-matrix-reproduce-{}.sh", std::process::id());
     let on_host = session.host_path(&inner);
@@ -122,7 +124,7 @@ pub async fn run(
     // Leaving the stack removes whatever the script left (its containers carry the harness's label).
     drop(session);
     Ok(Verified {
-        stack: record.key.stack.clone(),
+        stack: record.key[Axis::Stack].clone(),
         signature: signature.as_str().to_string(),
         matched,
         exit: out.status,

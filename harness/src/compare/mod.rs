@@ -7,8 +7,8 @@
 //! regression (matrices grow: new scenarios, engines, stacks), and one the run lacks is `gone`
 //! (filtered out, sharded away). Repeats of a cell in one run that disagree make it `flaky`.
 
-use crate::record::CellRecord;
-use crate::verdict::Verdict;
+use crate::axes::Axis;
+use crate::record::{CellRecord, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +21,9 @@ pub enum Change {
     Regression,
     /// Its repeats disagree (in this run, or in the baseline and the run is one of them).
     Flaky,
-    /// Failed in the baseline; passes (or reproduces) now.
-    Fixed,
+    /// Failed in the baseline; passes (or reproduces) now. (Not the verdict `fixed`, which is
+    /// a bad one: the expected bug did not show.)
+    Recovered,
     /// Failed in the baseline and still does.
     StillFailing,
     /// Ran in the baseline; skipped now.
@@ -43,7 +44,7 @@ impl Change {
         match self {
             Change::Regression => "regression (new failure)",
             Change::Flaky => "flaky (repeats disagree)",
-            Change::Fixed => "fixed",
+            Change::Recovered => "recovered (failed in the baseline, good now)",
             Change::StillFailing => "still failing",
             Change::NewlySkipped => "newly skipped",
             Change::NowRuns => "runs now (was skipped)",
@@ -72,18 +73,13 @@ pub struct Comparison {
     pub changes: Vec<CellChange>,
 }
 
-/// A cell's identity across runs.
+/// A cell's identity across runs: its name without `accel` (how a VM kernel happened to run).
 pub fn identity(record: &CellRecord) -> String {
-    crate::plan::AXES
-        .iter()
-        .filter(|a| **a != "accel")
-        .map(|a| record.key.axis(a).unwrap_or("-"))
-        .collect::<Vec<_>>()
-        .join("::")
+    record.key.name_without(&[Axis::Accel])
 }
 
 fn good(v: Verdict) -> bool {
-    matches!(v, Verdict::Pass | Verdict::Reproduced)
+    v.is_good()
 }
 
 fn distinct(verdicts: &[Verdict]) -> Vec<Verdict> {
@@ -119,7 +115,7 @@ pub fn classify(base: &[Verdict], run: &[Verdict]) -> Change {
         (_, Verdict::Skip) => Change::NewlySkipped,
         _ if good(then) && good(now) => Change::Changed,
         _ if good(then) => Change::Regression,
-        _ if good(now) => Change::Fixed,
+        _ if good(now) => Change::Recovered,
         _ => Change::StillFailing,
     }
 }
@@ -275,8 +271,8 @@ mod tests {
     #[case(&[Pass], &[Fail], Change::Regression)]
     #[case(&[Reproduced], &[Fixed], Change::Regression)]
     #[case(&[Pass], &[Error], Change::Regression)]
-    #[case(&[Fail], &[Pass], Change::Fixed)]
-    #[case(&[Error], &[Reproduced], Change::Fixed)]
+    #[case(&[Fail], &[Pass], Change::Recovered)]
+    #[case(&[Error], &[Reproduced], Change::Recovered)]
     #[case(&[Fail], &[Fail], Change::StillFailing)]
     #[case(&[Fail], &[Error], Change::StillFailing)]
     #[case(&[Pass], &[Skip], Change::NewlySkipped)]
@@ -293,8 +289,8 @@ mod tests {
     }
 
     fn record(scenario: &str, runtime: &str, accel: &str, verdict: Verdict) -> CellRecord {
-        let mut r = crate::report::tests::record(scenario, runtime, "trixie", verdict);
-        r.key.accel = accel.into();
+        let mut r = crate::record::testing::record(scenario, runtime, "trixie", verdict);
+        r.key.set(Axis::Accel, accel);
         r.reason = format!("{verdict} here");
         r
     }

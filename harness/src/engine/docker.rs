@@ -10,8 +10,9 @@
 
 use super::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::scenario::Network;
-use crate::stack::exec::{shell_join, Output, Transcript};
+use crate::process::{shell_join, Output, Transcript};
 use crate::stack::namespace::LABEL;
+use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use futures_util::StreamExt as _;
@@ -88,14 +89,12 @@ fn split_tag(reference: &str) -> (&str, &str) {
     }
 }
 
-/// Percent-encodes a query value (checkpoint names and stack paths are plain, but be safe).
+/// Percent-encodes a query value (checkpoint names and stack paths are plain, but be safe):
+/// everything but RFC 3986's unreserved characters and `/`.
 fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const QUERY: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    percent_encoding::utf8_percent_encode(text, QUERY).to_string()
 }
 
 /// Paths of CRIU logs named in an error message (runc and crun name the log they wrote).
@@ -233,6 +232,7 @@ impl Docker {
     }
 }
 
+#[async_trait::async_trait]
 impl Engine for Docker {
     fn name(&self) -> &'static str {
         "docker"
@@ -287,17 +287,11 @@ impl Engine for Docker {
             .chain([format!("{context}/Containerfile"), "--tag".into(), tag.into(), context.into()])
             .collect();
         let call = Call::owned(argv);
-        let tar = tokio::process::Command::new("tar")
-            .arg("-C")
-            .arg(self.on_host(context))
-            .args(["-cf", "-", "."])
-            .output()
-            .await?;
-        anyhow::ensure!(
-            tar.status.success(),
-            "failed to pack the build context: {}",
-            String::from_utf8_lossy(&tar.stderr)
-        );
+        let pack = ["tar".to_string(), "-C".into(), self.on_host(context).display().to_string(), "-cf".into(), "-".into(), ".".into()];
+        let tar = crate::process::Command::new(pack, Duration::from_secs(600))
+            .run_bytes()
+            .await
+            .context("failed to pack the build context")?;
         let options = bollard::query_parameters::BuildImageOptions {
             dockerfile: "Containerfile".into(),
             t: Some(tag.into()),
@@ -308,7 +302,7 @@ impl Engine for Docker {
             ..Default::default()
         };
         let work = async {
-            let mut stream = self.client.build_image(options, None, Some(bollard::body_full(tar.stdout.into())));
+            let mut stream = self.client.build_image(options, None, Some(bollard::body_full(tar.into())));
             let mut said = String::new();
             while let Some(item) = stream.next().await {
                 let info = item?;
@@ -526,7 +520,7 @@ impl Engine for Docker {
         Ok(spec["linux"]["cgroupsPath"]
             .as_str()
             .filter(|p| !p.is_empty())
-            .map(crate::execute::placement::cgroups_path_on_disk))
+            .map(crate::stack::cgroups::cgroups_path_on_disk))
     }
 
     fn read_file_command(&self, name: &str, path: &str) -> String {
@@ -543,12 +537,12 @@ impl Engine for Docker {
     }
 
     fn remove_blocking(&self, names: &[String]) {
-        crate::stack::dockerd::remove_blocking(&self.client, names)
+        crate::stack::dockerd::api::remove_blocking(&self.client, names)
     }
 
     fn remover(&self) -> super::Remover {
         let client = self.client.clone();
-        Arc::new(move |names: &[String]| crate::stack::dockerd::remove_blocking(&client, names))
+        Arc::new(move |names: &[String]| crate::stack::dockerd::api::remove_blocking(&client, names))
     }
 }
 

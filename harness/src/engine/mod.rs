@@ -1,16 +1,19 @@
 //! Container engines. Each driver turns the harness's few operations into the engine's own
 //! interface and records every action as the equivalent plain CLI command (the reproducer).
+//! Drivers are trait objects (`Box<dyn Engine>`): each method is written once, in its driver.
 
 mod docker;
 mod podman;
 
 pub use docker::Docker;
-pub use podman::{remove as podman_remove, Podman};
+pub use podman::Podman;
 
+use crate::process::{Output, Transcript};
 use crate::scenario::Network;
-use crate::stack::Output;
+use crate::stack::Session;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A container to start.
@@ -112,8 +115,8 @@ pub struct CriuOptions {
     pub keep_log: bool,
 }
 
-#[allow(async_fn_in_trait)] // drivers are used by generic code in this crate only
-pub trait Engine {
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
     async fn image_exists(&self, tag: &str) -> anyhow::Result<bool>;
     async fn image_id(&self, tag: &str) -> anyhow::Result<String>;
@@ -167,87 +170,19 @@ pub trait Engine {
     fn remover(&self) -> Remover;
 }
 
-/// The driver of a cell's engine. `Engine` has async methods, so it is not object-safe: this enum
-/// dispatches to the driver by hand.
-pub enum Driver {
-    Podman(Podman),
-    Docker(Box<Docker>),
-}
-
-/// Calls the same method on whichever driver it is.
-macro_rules! dispatch {
-    ($self:ident, $driver:ident => $call:expr) => {
-        match $self {
-            Driver::Podman($driver) => $call,
-            Driver::Docker($driver) => $call,
+/// The driver of `engine` in this stack (docker's needs the stack's dockerd started). Its
+/// actions go into `transcript`.
+pub fn for_stack(session: &Session, engine: &str, transcript: Arc<Transcript>) -> anyhow::Result<Box<dyn Engine>> {
+    match engine {
+        "podman" => Ok(Box::new(Podman::new(session.entry(), session.host_path("/"), transcript))),
+        "docker" => {
+            let daemon = session
+                .docker()
+                .ok_or_else(|| anyhow::anyhow!("the {} stack's dockerd is not running", session.name))?;
+            let (client, root, log) = (daemon.client.clone(), session.host_path("/"), daemon.log.clone());
+            Ok(Box::new(Docker::new(client, root, daemon.paths.exec_root.clone(), log, transcript)))
         }
-    };
-}
-
-impl Engine for Driver {
-    fn name(&self) -> &'static str {
-        dispatch!(self, d => d.name())
-    }
-    async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
-        dispatch!(self, d => d.image_exists(tag).await)
-    }
-    async fn image_id(&self, tag: &str) -> anyhow::Result<String> {
-        dispatch!(self, d => d.image_id(tag).await)
-    }
-    async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
-        dispatch!(self, d => d.import_image(tarball, tag).await)
-    }
-    async fn build_image(&self, context: &str, tag: &str, base: &str) -> anyhow::Result<Output> {
-        dispatch!(self, d => d.build_image(context, tag, base).await)
-    }
-    async fn run(&self, request: &RunRequest, limit: Duration) -> anyhow::Result<Output> {
-        dispatch!(self, d => d.run(request, limit).await)
-    }
-    async fn pid(&self, name: &str) -> anyhow::Result<Option<u32>> {
-        dispatch!(self, d => d.pid(name).await)
-    }
-    async fn checkpoint(
-        &self,
-        name: &str,
-        mode: CheckpointMode<'_>,
-        options: CriuOptions,
-        limit: Duration,
-    ) -> anyhow::Result<StepReport> {
-        dispatch!(self, d => d.checkpoint(name, mode, options, limit).await)
-    }
-    async fn restore(
-        &self,
-        name: &str,
-        new_name: &str,
-        mode: CheckpointMode<'_>,
-        options: CriuOptions,
-        limit: Duration,
-    ) -> anyhow::Result<StepReport> {
-        dispatch!(self, d => d.restore(name, new_name, mode, options, limit).await)
-    }
-    async fn exec(&self, name: &str, args: &[String], limit: Duration) -> anyhow::Result<Output> {
-        dispatch!(self, d => d.exec(name, args, limit).await)
-    }
-    async fn logs(&self, name: &str, limit: Duration) -> anyhow::Result<Output> {
-        dispatch!(self, d => d.logs(name, limit).await)
-    }
-    async fn cgroup_path(&self, name: &str) -> anyhow::Result<Option<String>> {
-        dispatch!(self, d => d.cgroup_path(name).await)
-    }
-    fn process_cgroups_command(&self, name: &str) -> String {
-        dispatch!(self, d => d.process_cgroups_command(name))
-    }
-    fn read_file_command(&self, name: &str, path: &str) -> String {
-        dispatch!(self, d => d.read_file_command(name, path))
-    }
-    fn remove_command(&self, names: &[String]) -> String {
-        dispatch!(self, d => d.remove_command(names))
-    }
-    fn remove_blocking(&self, names: &[String]) {
-        dispatch!(self, d => d.remove_blocking(names))
-    }
-    fn remover(&self) -> Remover {
-        dispatch!(self, d => d.remover())
+        other => anyhow::bail!("engine `{other}` has no driver"),
     }
 }
 

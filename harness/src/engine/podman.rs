@@ -2,7 +2,8 @@
 //! JSON output where it has it.
 
 use super::{numeric_fields, CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
-use crate::stack::exec::{self, Entry, Output, Transcript};
+use crate::process::{shell_join, Output, Transcript};
+use crate::stack::exec::{self, Entry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +26,13 @@ impl Podman {
     /// 4194304) where this process's hard limit is lower: without CAP_SYS_RESOURCE the runtime
     /// cannot raise it, and every container fails with `setrlimit RLIMIT_...: Operation not permitted`.
     fn ulimit_args() -> Vec<String> {
-        let limits = [("nofile", libc::RLIMIT_NOFILE, 1_048_576), ("nproc", libc::RLIMIT_NPROC, 4_194_304)];
+        use rustix::process::{getrlimit, Resource};
+        let limits = [("nofile", Resource::Nofile, 1_048_576), ("nproc", Resource::Nproc, 4_194_304)];
         let mut args = Vec::new();
         for (name, resource, podman_default) in limits {
-            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: getrlimit(2) writes into the struct we own.
-            let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
-            if ok && limit.rlim_max < podman_default {
-                args.extend(["--ulimit".to_string(), format!("{name}={0}:{0}", limit.rlim_max)]);
+            // `None` is unlimited: nothing to lower.
+            if let Some(hard) = getrlimit(resource).maximum.filter(|hard| *hard < podman_default) {
+                args.extend(["--ulimit".to_string(), format!("{name}={hard}:{hard}")]);
             }
         }
         args
@@ -110,7 +110,7 @@ impl Podman {
         if criu_log.is_some() && !output.success() {
             // The harness read it through /proc; a person (and `bugreport --verify`) reads it
             // before the container, and the log with it, is removed.
-            let dir = exec::shell_join(
+            let dir = shell_join(
                 &["podman", "container", "inspect", "--format", "{{.StaticDir}}", container].map(String::from),
             );
             self.transcript
@@ -120,6 +120,7 @@ impl Podman {
     }
 }
 
+#[async_trait::async_trait]
 impl Engine for Podman {
     fn name(&self) -> &'static str {
         "podman"
@@ -141,7 +142,7 @@ impl Engine for Podman {
     async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
         let file = std::fs::File::open(tarball)?;
         let argv: Vec<String> = ["podman", "import", "-", tag].map(String::from).to_vec();
-        let out = exec::run(&self.entry, &argv, Duration::from_secs(600), Some(file.into())).await?;
+        let out = exec::run(&self.entry, &argv, Duration::from_secs(600), Some(file)).await?;
         self.transcript.push_equivalent("import the base image", &format!("podman import {} {tag}", tarball.display()));
         out.checked()?;
         Ok(())
@@ -239,17 +240,17 @@ impl Engine for Podman {
         Ok(spec["linux"]["cgroupsPath"]
             .as_str()
             .filter(|p| !p.is_empty())
-            .map(crate::execute::placement::cgroups_path_on_disk))
+            .map(crate::stack::cgroups::cgroups_path_on_disk))
     }
 
     fn process_cgroups_command(&self, name: &str) -> String {
         // `hpid`: the PIDs as the host sees them, where /proc/PID/cgroup is read.
-        let top = exec::shell_join(&["podman", "top", name, "hpid"].map(String::from));
+        let top = shell_join(&["podman", "top", name, "hpid"].map(String::from));
         format!("for pid in $({top} | tail -n +2); do echo \"== $pid\"; cat /proc/$pid/cgroup; done")
     }
 
     fn read_file_command(&self, name: &str, path: &str) -> String {
-        exec::shell_join(&["podman", "exec", name, "cat", path].map(String::from))
+        shell_join(&["podman", "exec", name, "cat", path].map(String::from))
     }
 
     fn remove_command(&self, names: &[String]) -> String {
@@ -258,42 +259,17 @@ impl Engine for Podman {
             .map(|s| s.to_string())
             .chain(names.iter().cloned())
             .collect();
-        exec::shell_join(&argv)
+        shell_join(&argv)
     }
 
     fn remove_blocking(&self, names: &[String]) {
-        remove(&self.entry, names)
+        crate::stack::containers::remove_podman(&self.entry, names)
     }
 
     fn remover(&self) -> super::Remover {
         let entry = self.entry.clone();
-        std::sync::Arc::new(move |names: &[String]| remove(&entry, names))
+        std::sync::Arc::new(move |names: &[String]| crate::stack::containers::remove_podman(&entry, names))
     }
-}
-
-/// `podman rm --force` of these containers (names or IDs), then removal of the cgroups they
-/// leave behind on the host (see `stack::cgroups`). Blocking: also used from cleanup paths.
-pub fn remove(entry: &Entry, names: &[String]) {
-    if names.is_empty() {
-        return;
-    }
-    let mut inspect: Vec<String> = ["podman", "container", "inspect", "--format", "{{.Id}}"].map(String::from).to_vec();
-    inspect.extend(names.iter().cloned());
-    // Some names may be gone already; inspect prints the IDs of those that exist.
-    let ids: Vec<String> = entry
-        .run_blocking(&inspect)
-        .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
-    let mut argv: Vec<String> = ["podman", "rm", "--force", "--ignore", "--time", "0"].map(String::from).to_vec();
-    argv.extend(names.iter().cloned());
-    match entry.run_blocking(&argv) {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            tracing::warn!("failed to remove containers {names:?}: {}", String::from_utf8_lossy(&out.stderr).trim())
-        }
-        Err(e) => tracing::warn!("failed to remove containers {names:?}: {e}"),
-    }
-    crate::stack::cgroups::remove_container_cgroups(Path::new("/sys/fs/cgroup"), &ids);
 }
 
 /// `--print-stats` prints one JSON document on stdout.

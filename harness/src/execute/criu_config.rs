@@ -14,8 +14,7 @@
 use crate::cleanup::{self, Guard};
 use crate::record::{CriuConfigFileRecord, CriuConfigRecord};
 use crate::scenario::CriuConfigFile;
-use crate::stack::exec::shell_join;
-use crate::stack::Transcript;
+use crate::process::{shell_join, Transcript};
 use std::path::{Path, PathBuf};
 
 /// Where CRIU and the runtimes look for configuration files.

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Ensures the base image of the session's suite; returns its tag.
-pub async fn ensure_base<E: Engine>(
-    engine: &E,
+pub async fn ensure_base(
+    engine: &dyn Engine,
     session: &Session,
     cache: &Cache,
     events: &Events,
@@ -31,8 +31,8 @@ pub async fn ensure_base<E: Engine>(
 }
 
 /// Ensures the image `name` built on `base`; returns its tag.
-pub async fn ensure_image<E: Engine>(
-    engine: &E,
+pub async fn ensure_image(
+    engine: &dyn Engine,
     session: &Session,
     images_dir: &Path,
     name: &str,
@@ -51,7 +51,8 @@ pub async fn ensure_image<E: Engine>(
             // The build context must be visible inside the stack: copy it into the stack's /tmp.
             let inner = format!("/tmp/criu-matrix-build/{name}-{}", &hash[..16]);
             let on_host = session.host_path(&inner);
-            copy_dir(&dir, &on_host).with_context(|| format!("failed to copy {} into the stack", dir.display()))?;
+            crate::files::copy_dir(&dir, &on_host)
+                .with_context(|| format!("failed to copy {} into the stack", dir.display()))?;
             let built = engine.build_image(&inner, &tag, base).await;
             let _ = std::fs::remove_dir_all(&on_host);
             built.with_context(|| format!("failed to build image `{name}`"))?;
@@ -84,23 +85,6 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Resu
             collect_files(root, &path, out)?;
         } else {
             out.push(path.strip_prefix(root)?.display().to_string());
-        }
-    }
-    Ok(())
-}
-
-/// Copies a directory tree of regular files, directories and symlinks (kept as symlinks).
-pub(crate) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let path = entry?.path();
-        let target = to.join(path.file_name().expect("entries have names"));
-        if let Ok(link) = std::fs::read_link(&path) {
-            std::os::unix::fs::symlink(link, &target)?;
-        } else if path.is_dir() {
-            copy_dir(&path, &target)?;
-        } else {
-            std::fs::copy(&path, &target)?;
         }
     }
     Ok(())

@@ -1,78 +1,35 @@
 //! The plan: scenarios x engine x runtime x stack x kernel (x cgroup x init under a VM kernel),
-//! expanded into cells and filtered.
+//! expanded into cells and filtered. Planning is pure: what it needs of the machine (its cgroup
+//! layout, how VMs run, whether this is a VM guest) comes in as [`HostFacts`].
 
+mod filter;
+mod key;
+mod load;
 mod matrix;
 mod require;
 pub mod shard;
 pub mod target;
 
-pub use matrix::{load_matrix, MatrixFile, ScenarioSelection};
+pub use filter::Filter;
+pub use key::CellKey;
+pub use load::{load_plan, load_scenarios, PlanError};
+pub use matrix::{known_matrices, load_matrix, parse_matrix, MatrixFile, Part, ScenarioSelection};
 pub use require::Required;
 pub use shard::Shard;
 
+use crate::axes::Axis;
+use crate::host::HostFacts;
 use crate::scenario::Scenario;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// The axes every cell has a value on, in the order they appear in a cell's name.
-pub const AXES: [&str; 8] = ["scenario", "engine", "runtime", "stack", "kernel", "cgroup", "init", "accel"];
 
 /// One point of the matrix.
 #[derive(Debug, Clone)]
 pub struct Cell {
     pub scenario: Arc<Scenario>,
     pub key: CellKey,
-}
-
-/// The coordinates of a cell, which is all a record needs to be compared across runs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CellKey {
-    pub scenario: String,
-    pub engine: String,
-    pub runtime: String,
-    pub stack: String,
-    /// `host` (the running kernel) or the Debian suite whose kernel a VM boots (`bookworm`, ...).
-    pub kernel: String,
-    /// `v1` or `v2`: chosen for a VM, the host's own layout (as the stack sees it) otherwise.
-    #[serde(default = "unknown")]
-    pub cgroup: String,
-    /// PID 1: `plain` (the harness's init script) or `systemd` in a VM; `host` on the host kernel.
-    #[serde(default = "unknown")]
-    pub init: String,
-    /// How the kernel runs: `native` (the host kernel), `kvm` or `tcg` (qemu software emulation).
-    #[serde(default = "unknown")]
-    pub accel: String,
-}
-
-fn unknown() -> String {
-    "-".to_string()
-}
-
-impl CellKey {
-    /// `scenario::engine::runtime::stack::kernel::cgroup::init::accel`: the test name under `cargo test`.
-    pub fn name(&self) -> String {
-        AXES.iter().map(|a| self.axis(a).unwrap_or("-")).collect::<Vec<_>>().join("::")
-    }
-
-    /// Whether the cell boots a kernel of its own in a VM (from the host; inside that VM the
-    /// kernel is the running one).
-    pub fn in_vm(&self) -> bool {
-        self.kernel != "host" && crate::vm::guest::identity().is_none()
-    }
-
-    pub fn axis(&self, axis: &str) -> Option<&str> {
-        Some(match axis {
-            "scenario" => &self.scenario,
-            "engine" => &self.engine,
-            "runtime" => &self.runtime,
-            "stack" => &self.stack,
-            "kernel" => &self.kernel,
-            "cgroup" => &self.cgroup,
-            "init" => &self.init,
-            "accel" => &self.accel,
-            _ => return None,
-        })
-    }
+    /// Whether this process boots the cell's kernel in a VM (inside that VM it is the running
+    /// kernel, and the cell runs here).
+    pub in_vm: bool,
 }
 
 impl Cell {
@@ -81,40 +38,17 @@ impl Cell {
     }
 }
 
-/// Restricts a plan. Empty lists mean "any value"; the name filter is a substring of the cell name.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub scenarios: Vec<String>,
-    pub engines: Vec<String>,
-    pub runtimes: Vec<String>,
-    pub stacks: Vec<String>,
-    pub kernels: Vec<String>,
-    pub cgroups: Vec<String>,
-    pub inits: Vec<String>,
-    pub name: Option<String>,
-}
-
-impl Filter {
-    pub fn accepts(&self, key: &CellKey) -> bool {
-        let on = |wanted: &Vec<String>, value: &str| wanted.is_empty() || wanted.iter().any(|w| w == value);
-        on(&self.scenarios, &key.scenario)
-            && on(&self.engines, &key.engine)
-            && on(&self.runtimes, &key.runtime)
-            && on(&self.stacks, &key.stack)
-            && on(&self.kernels, &key.kernel)
-            // How a VM boots is chosen per cell; a host-kernel cell has the host's cgroups and
-            // init, so these two narrow the VM cells only (`--kernel` drops the host ones).
-            && (!key.in_vm() || on(&self.cgroups, &key.cgroup) && on(&self.inits, &key.init))
-            && self.name.as_ref().is_none_or(|n| key.name().contains(n.as_str()))
-    }
-}
-
-/// Expands a matrix (and its `more:` parts) over the loaded scenarios. Cells come grouped by
-/// stack, in a stable order, so shards and reruns see the same list; a cell is listed once.
-pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> anyhow::Result<Vec<Cell>> {
-    let mut cells = expand_one(matrix, scenarios, filter)?;
-    for part in &matrix.more {
-        for cell in expand_one(part, scenarios, filter)? {
+/// Expands a matrix (all its parts) over the loaded scenarios. Cells come grouped by stack, in a
+/// stable order, so shards and reruns see the same list; a cell is listed once.
+pub fn expand(
+    matrix: &MatrixFile,
+    scenarios: &[Scenario],
+    filter: &Filter,
+    host: &HostFacts,
+) -> anyhow::Result<Vec<Cell>> {
+    let mut cells: Vec<Cell> = Vec::new();
+    for part in &matrix.parts {
+        for cell in expand_part(part, scenarios, filter, host)? {
             if !cells.iter().any(|c| c.key == cell.key) {
                 cells.push(cell);
             }
@@ -123,16 +57,16 @@ pub fn expand(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
     // Grouped by stack, in the order stacks first appear (stable: each part keeps its order).
     let mut stacks: Vec<String> = Vec::new();
     for cell in &cells {
-        if !stacks.contains(&cell.key.stack) {
-            stacks.push(cell.key.stack.clone());
+        if !stacks.contains(&cell.key[Axis::Stack].to_string()) {
+            stacks.push(cell.key[Axis::Stack].to_string());
         }
     }
-    cells.sort_by_key(|c| stacks.iter().position(|s| *s == c.key.stack));
+    cells.sort_by_key(|c| stacks.iter().position(|s| s == &c.key[Axis::Stack]));
     Ok(cells)
 }
 
-fn expand_one(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> anyhow::Result<Vec<Cell>> {
-    let chosen: Vec<Arc<Scenario>> = match &matrix.scenarios {
+fn expand_part(part: &Part, scenarios: &[Scenario], filter: &Filter, host: &HostFacts) -> anyhow::Result<Vec<Cell>> {
+    let chosen: Vec<Arc<Scenario>> = match &part.scenarios {
         ScenarioSelection::All => scenarios.iter().cloned().map(Arc::new).collect(),
         ScenarioSelection::Only(ids) => ids
             .iter()
@@ -143,25 +77,26 @@ fn expand_one(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
             })
             .collect::<anyhow::Result<_>>()?,
     };
-    let targets = target::targets(matrix);
+    let targets = target::targets(part, host);
     let mut cells = Vec::new();
-    for stack in &matrix.stacks {
+    for stack in part.values(Axis::Stack) {
         for target in &targets {
             for scenario in &chosen {
-                for engine in &matrix.engines {
-                    for runtime in &matrix.runtimes {
-                        let key = CellKey {
-                            scenario: scenario.id.clone(),
-                            engine: engine.clone(),
-                            runtime: runtime.clone(),
-                            stack: stack.clone(),
-                            kernel: target.kernel.clone(),
-                            cgroup: target.cgroup.clone(),
-                            init: target.init.clone(),
-                            accel: target.accel.clone(),
-                        };
-                        if filter.accepts(&key) {
-                            cells.push(Cell { scenario: scenario.clone(), key });
+                for engine in part.values(Axis::Engine) {
+                    for runtime in part.values(Axis::Runtime) {
+                        let key = CellKey::from_fn(|axis| match axis {
+                            Axis::Scenario => scenario.id.clone(),
+                            Axis::Engine => engine.clone(),
+                            Axis::Runtime => runtime.clone(),
+                            Axis::Stack => stack.clone(),
+                            Axis::Kernel => target.kernel.clone(),
+                            Axis::Cgroup => target.cgroup.clone(),
+                            Axis::Init => target.init.clone(),
+                            Axis::Accel => target.accel.clone(),
+                        });
+                        let in_vm = target.in_vm;
+                        if filter.accepts(&key, in_vm) {
+                            cells.push(Cell { scenario: scenario.clone(), key, in_vm });
                         }
                     }
                 }
@@ -172,9 +107,16 @@ fn expand_one(matrix: &MatrixFile, scenarios: &[Scenario], filter: &Filter) -> a
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::host::{Accel, HostFacts};
     use rstest::rstest;
+    use std::collections::BTreeMap;
+
+    /// A machine with a v1 host and software emulation, not a VM guest.
+    pub(crate) fn machine() -> HostFacts {
+        HostFacts { cgroup: "v1".into(), accel: Accel { name: "tcg".into(), why: "test".into() }, guest: None }
+    }
 
     fn scenario(id: &str) -> Scenario {
         let images = tempfile::tempdir().unwrap();
@@ -184,93 +126,121 @@ mod tests {
         crate::scenario::parse_scenario(std::path::Path::new("t.yaml"), &text, images.path()).unwrap()
     }
 
-    fn matrix() -> MatrixFile {
-        MatrixFile {
-            description: String::new(),
-            scenarios: ScenarioSelection::All,
-            engines: vec!["podman".into()],
-            runtimes: vec!["runc".into(), "crun".into()],
-            stacks: vec!["trixie".into(), "sid".into()],
-            kernels: vec!["host".into()],
-            cgroups: vec!["v2".into()],
-            inits: vec!["plain".into()],
-            more: Vec::new(),
+    fn part(pairs: &[(Axis, &[&str])]) -> Part {
+        let mut axes: BTreeMap<Axis, Vec<String>> = BTreeMap::new();
+        for (axis, default) in [(Axis::Kernel, "host"), (Axis::Cgroup, "v2"), (Axis::Init, "plain")] {
+            axes.insert(axis, vec![default.into()]);
         }
+        for (axis, values) in pairs {
+            axes.insert(*axis, values.iter().map(|v| v.to_string()).collect());
+        }
+        Part { scenarios: ScenarioSelection::All, axes }
+    }
+
+    fn matrix() -> MatrixFile {
+        let top = part(&[(Axis::Engine, &["podman"]), (Axis::Runtime, &["runc", "crun"]), (Axis::Stack, &["trixie", "sid"])]);
+        MatrixFile { description: String::new(), parts: vec![top] }
+    }
+
+    fn filter(pairs: &[(Axis, &str)]) -> Filter {
+        let mut f = Filter::default();
+        for (axis, value) in pairs {
+            f.axes.entry(*axis).or_default().push(value.to_string());
+        }
+        f
     }
 
     #[test]
     fn more_parts_add_their_cells_once_grouped_with_their_stack() {
         let mut m = matrix();
-        let mut docker = matrix();
-        docker.engines = vec!["docker".into(), "podman".into()];
+        let mut docker = part(&[(Axis::Engine, &["docker", "podman"]), (Axis::Runtime, &["runc", "crun"]), (Axis::Stack, &["sid", "trixie"])]);
         docker.scenarios = ScenarioSelection::Only(vec!["a".into()]);
-        docker.stacks = vec!["sid".into(), "trixie".into()];
-        m.more = vec![docker];
-        let cells = expand(&m, &[scenario("a"), scenario("b")], &Filter::default()).unwrap();
+        m.parts.push(docker);
+        let cells = expand(&m, &[scenario("a"), scenario("b")], &Filter::default(), &machine()).unwrap();
         // 8 podman cells, plus docker x 2 runtimes x 2 stacks for `a`; its podman cells exist already.
         assert_eq!(cells.len(), 12);
-        let stacks: Vec<&str> = cells.iter().map(|c| c.key.stack.as_str()).collect();
+        let stacks: Vec<&str> = cells.iter().map(|c| c.key[Axis::Stack].as_str()).collect();
         assert!(stacks[..6].iter().all(|s| *s == "trixie") && stacks[6..].iter().all(|s| *s == "sid"), "{stacks:?}");
-        assert_eq!(cells.iter().filter(|c| c.key.engine == "docker").count(), 4);
+        assert_eq!(cells.iter().filter(|c| &c.key[Axis::Engine] == "docker").count(), 4);
     }
 
     #[test]
     fn expands_the_product_grouped_by_stack() {
-        let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &Filter::default()).unwrap();
+        let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &Filter::default(), &machine()).unwrap();
         let names: Vec<String> = cells.iter().map(Cell::name).collect();
         assert_eq!(names.len(), 8);
-        let host = format!("host::{}::host::native", target::host_cgroup());
-        assert_eq!(names[0], format!("a::podman::runc::trixie::{host}"));
-        assert_eq!(names[3], format!("b::podman::crun::trixie::{host}"));
+        assert_eq!(names[0], "a::podman::runc::trixie::host::v1::host::native");
+        assert_eq!(names[3], "b::podman::crun::trixie::host::v1::host::native");
         assert!(names[4..].iter().all(|n| n.contains("::sid::")));
     }
 
     #[rstest]
-    #[case(Filter { runtimes: vec!["crun".into()], ..Filter::default() }, 4)]
-    #[case(Filter { stacks: vec!["sid".into()], scenarios: vec!["a".into()], ..Filter::default() }, 2)]
+    #[case(filter(&[(Axis::Runtime, "crun")]), 4)]
+    #[case(filter(&[(Axis::Stack, "sid"), (Axis::Scenario, "a")]), 2)]
     #[case(Filter { name: Some("::crun::trixie".into()), ..Filter::default() }, 2)]
-    #[case(Filter { engines: vec!["docker".into()], ..Filter::default() }, 0)]
+    #[case(filter(&[(Axis::Engine, "docker")]), 0)]
     fn filters_on_any_axis(#[case] filter: Filter, #[case] expected: usize) {
-        let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &filter).unwrap();
+        let cells = expand(&matrix(), &[scenario("a"), scenario("b")], &filter, &machine()).unwrap();
         assert_eq!(cells.len(), expected);
+    }
+
+    fn with_vm_kernel(m: &mut MatrixFile) {
+        let top = &mut m.parts[0];
+        top.axes.insert(Axis::Kernel, vec!["host".into(), "bookworm".into()]);
+        top.axes.insert(Axis::Cgroup, vec!["v1".into(), "v2".into()]);
+        top.axes.insert(Axis::Init, vec!["plain".into(), "systemd".into()]);
     }
 
     #[test]
     fn a_vm_kernel_multiplies_by_cgroup_and_init_but_the_host_kernel_does_not() {
         let mut m = matrix();
-        m.kernels = vec!["host".into(), "bookworm".into()];
-        m.cgroups = vec!["v1".into(), "v2".into()];
-        m.inits = vec!["plain".into(), "systemd".into()];
-        let cells = expand(&m, &[scenario("a")], &Filter::default()).unwrap();
+        with_vm_kernel(&mut m);
+        let cells = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap();
         // per stack and runtime: 1 host cell + 2 cgroups x 2 inits under bookworm's kernel
         assert_eq!(cells.len(), 2 * 2 * 5);
-        let vm: Vec<&Cell> = cells.iter().filter(|c| c.key.in_vm()).collect();
+        let vm: Vec<&Cell> = cells.iter().filter(|c| c.in_vm).collect();
         assert_eq!(vm.len(), 16);
-        let accel = crate::vm::accel::decide().name;
-        assert!(vm.iter().all(|c| c.key.accel == accel));
-        assert!(cells.iter().any(|c| c.name() == format!("a::podman::crun::sid::bookworm::v1::systemd::{accel}")));
-        assert!(cells.iter().filter(|c| !c.key.in_vm()).all(|c| c.key.init == "host" && c.key.accel == "native"));
+        assert!(vm.iter().all(|c| &c.key[Axis::Accel] == "tcg"));
+        assert!(cells.iter().any(|c| c.name() == "a::podman::crun::sid::bookworm::v1::systemd::tcg"));
+        assert!(cells.iter().filter(|c| !c.in_vm).all(|c| &c.key[Axis::Init] == "host" && &c.key[Axis::Accel] == "native"));
+    }
+
+    #[test]
+    fn inside_a_vm_the_guests_cell_runs_here_under_its_host_name() {
+        let mut m = matrix();
+        with_vm_kernel(&mut m);
+        let guest = crate::host::Identity {
+            stack: "sid".into(),
+            kernel: "bookworm".into(),
+            cgroup: "v2".into(),
+            init: "systemd".into(),
+            accel: "tcg".into(),
+        };
+        m.parts[0].axes.insert(Axis::Kernel, vec!["host".into()]);
+        let host = HostFacts { guest: Some(guest), ..machine() };
+        let cells = expand(&m, &[scenario("a")], &filter(&[(Axis::Stack, "sid"), (Axis::Runtime, "crun")]), &host).unwrap();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[0].name(), "a::podman::crun::sid::bookworm::v2::systemd::tcg");
+        assert!(!cells[0].in_vm, "inside the guest the cell runs on the running kernel");
     }
 
     #[test]
     fn cgroup_and_init_filters_narrow_vm_cells_and_keep_host_cells() {
         let mut m = matrix();
-        m.kernels = vec!["host".into(), "bookworm".into()];
-        m.cgroups = vec!["v1".into(), "v2".into()];
-        m.inits = vec!["plain".into(), "systemd".into()];
-        let filter = Filter { cgroups: vec!["v2".into()], inits: vec!["plain".into()], ..Filter::default() };
-        let cells = expand(&m, &[scenario("a")], &filter).unwrap();
+        with_vm_kernel(&mut m);
+        let f = filter(&[(Axis::Cgroup, "v2"), (Axis::Init, "plain")]);
+        let cells = expand(&m, &[scenario("a")], &f, &machine()).unwrap();
         // per stack and runtime: the host cell and bookworm's v2/plain cell
         assert_eq!(cells.len(), 2 * 2 * 2);
-        assert!(cells.iter().filter(|c| c.key.in_vm()).all(|c| c.key.cgroup == "v2" && c.key.init == "plain"));
-        assert_eq!(cells.iter().filter(|c| !c.key.in_vm()).count(), 4);
+        assert!(cells.iter().filter(|c| c.in_vm).all(|c| &c.key[Axis::Cgroup] == "v2" && &c.key[Axis::Init] == "plain"));
+        assert_eq!(cells.iter().filter(|c| !c.in_vm).count(), 4);
     }
 
     #[test]
     fn a_matrix_naming_an_unknown_scenario_is_an_error() {
         let mut m = matrix();
-        m.scenarios = ScenarioSelection::Only(vec!["nope".into()]);
-        let err = expand(&m, &[scenario("a")], &Filter::default()).unwrap_err();
+        m.parts[0].scenarios = ScenarioSelection::Only(vec!["nope".into()]);
+        let err = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap_err();
         assert!(err.to_string().contains("`nope`"), "{err}");
     }
 }

@@ -8,17 +8,19 @@
 //! The page is built from the records alone, plus the files they name in the run directory
 //! (reproducers, log file names): a baseline's records make a page too, without those.
 
+use crate::axes::Axis;
 use super::chart::{self, Series};
 use crate::record::CellRecord;
-use crate::verdict::Verdict;
+use crate::record::Verdict;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 const TEMPLATE: &str = include_str!("../../templates/matrix.html");
 
-/// The axes that make a column, outermost first.
-const COLUMN_AXES: [&str; 7] = ["engine", "runtime", "stack", "kernel", "cgroup", "init", "accel"];
+/// The axes that make a column, outermost first: every axis but the scenario (the rows).
+const COLUMN_AXES: [Axis; 7] =
+    [Axis::Engine, Axis::Runtime, Axis::Stack, Axis::Kernel, Axis::Cgroup, Axis::Init, Axis::Accel];
 
 #[derive(Serialize)]
 struct Page {
@@ -93,7 +95,7 @@ struct RoundView {
 }
 
 fn column_key(r: &CellRecord) -> Vec<String> {
-    COLUMN_AXES.iter().map(|a| r.key.axis(a).unwrap_or("-").to_string()).collect()
+    COLUMN_AXES.iter().map(|a| r.key[*a].clone()).collect()
 }
 
 /// A column's values ordered axis by axis, each axis in the order its values first appear
@@ -146,7 +148,7 @@ fn header_rows(columns: &[Vec<String>]) -> Vec<HeaderRow> {
                     _ => groups.push((text, 1)),
                 }
             }
-            let axis = if level == 5 { "init accel".to_string() } else { COLUMN_AXES[level].to_string() };
+            let axis = if level == 5 { "init accel".to_string() } else { COLUMN_AXES[level].name().to_string() };
             HeaderRow { axis, groups }
         })
         .collect()
@@ -222,13 +224,13 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
     let columns = ordered_columns(records);
     let mut scenarios: Vec<&str> = Vec::new();
     for r in records {
-        if !scenarios.contains(&r.key.scenario.as_str()) {
-            scenarios.push(&r.key.scenario);
+        if !scenarios.contains(&r.key[Axis::Scenario].as_str()) {
+            scenarios.push(&r.key[Axis::Scenario]);
         }
     }
     let mut by_cell: BTreeMap<(String, Vec<String>), Vec<&CellRecord>> = BTreeMap::new();
     for r in records {
-        by_cell.entry((r.key.scenario.clone(), column_key(r))).or_default().push(r);
+        by_cell.entry((r.key[Axis::Scenario].clone(), column_key(r))).or_default().push(r);
     }
     let mut evidences = BTreeMap::new();
     let mut rows = Vec::new();
@@ -284,7 +286,7 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::record;
+    use crate::record::testing::record;
 
     fn timed(mut r: CellRecord) -> CellRecord {
         r.rounds = (1..=3)
@@ -359,10 +361,10 @@ mod tests {
     #[test]
     fn vm_columns_get_an_init_and_accel_row() {
         let mut vm = record("a", "crun", "trixie", Verdict::Pass);
-        vm.key.kernel = "bookworm".into();
-        vm.key.cgroup = "v2".into();
-        vm.key.init = "systemd".into();
-        vm.key.accel = "tcg".into();
+        vm.key.set(Axis::Kernel, "bookworm");
+        vm.key.set(Axis::Cgroup, "v2");
+        vm.key.set(Axis::Init, "systemd");
+        vm.key.set(Axis::Accel, "tcg");
         let records = vec![record("a", "crun", "trixie", Verdict::Pass), vm];
         let header = header_rows(&ordered_columns(&records));
         assert_eq!(header.len(), 6);

@@ -6,8 +6,9 @@
 //! name). `pass` and `reproduced` succeed, `fixed` and `fail` are failures, `error` is an error
 //! (the harness broke, not CRIU), `skip` is skipped with its reason.
 
+use crate::axes::Axis;
 use crate::record::CellRecord;
-use crate::verdict::Verdict;
+use crate::record::Verdict;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 pub fn junit(run_id: &str, records: &[CellRecord]) -> anyhow::Result<String> {
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for r in records {
-        let suite = suites.entry(&r.key.scenario).or_insert_with(|| TestSuite::new(r.key.scenario.as_str()));
+        let suite = suites.entry(&r.key[Axis::Scenario]).or_insert_with(|| TestSuite::new(r.key[Axis::Scenario].as_str()));
         suite.add_test_case(case(r));
     }
     let mut report = Report::new(format!("criu-matrix {run_id}"));
@@ -36,7 +37,7 @@ fn case(r: &CellRecord) -> TestCase {
         status.set_description(format!("round {} {}: {}\n{}", f.round, f.step, f.message, f.excerpt));
     }
     let mut case = TestCase::new(r.name.as_str(), status);
-    case.set_classname(r.key.scenario.as_str()).set_time(Duration::from_secs_f64(r.seconds.max(0.0)));
+    case.set_classname(r.key[Axis::Scenario].as_str()).set_time(Duration::from_secs_f64(r.seconds.max(0.0)));
     let mut out = format!("verdict: {}\nwhy: {}\nexpected: {}\n", r.verdict, r.reason, r.expected);
     for (tool, version) in &r.versions {
         out.push_str(&format!("{tool}: {version}\n"));
@@ -51,7 +52,7 @@ fn case(r: &CellRecord) -> TestCase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::record;
+    use crate::record::testing::record;
 
     #[test]
     fn verdicts_map_to_junit_statuses() {
@@ -76,7 +77,7 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains(r#"<testsuite name="a" tests="2" skipped="0" errors="0" failures="1""#), "{xml}");
-        assert!(xml.contains(r#"<testcase name="a::podman::runc::trixie::host" classname="a""#), "{xml}");
+        assert!(xml.contains(r#"<testcase name="a::podman::runc::trixie::host::v1::host::native" classname="a""#), "{xml}");
         assert!(xml.contains("round 2 checkpoint"), "{xml}");
         assert!(xml.contains("&lt;boom&gt; &amp; more"), "{xml}");
         assert!(xml.contains("<skipped"), "{xml}");

@@ -2,15 +2,16 @@
 
 mod model;
 mod parse;
-pub mod surroundings;
+pub mod stack_needs;
 
 pub use model::{
     duration_text, CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PidfdCount, PlacementSpec,
     PrecheckStep, ProcessCount, ReadySpec, RunSpec, Timeouts, VerifyStep, VncCheck,
 };
 pub use parse::{load_all, parse_scenario, ScenarioError};
-pub use surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
+pub use stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};
 
+use crate::axes::Axis;
 use crate::version::Range;
 use regex::Regex;
 
@@ -115,19 +116,22 @@ impl Expectation {
     }
 }
 
-/// The `when:` of a clause. Axis values compare as text; tool versions as ranges.
+/// The `when:` of a clause: axis values (checked against the axes table when parsed), the
+/// engine's cgroup manager, and tool versions as ranges. Every condition must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Conditions {
-    pub engine: Option<String>,
-    pub runtime: Option<String>,
-    pub stack: Option<String>,
-    pub kernel: Option<String>,
-    pub cgroup: Option<String>,
+    pub axes: Vec<(Axis, String)>,
     /// The engine's cgroup manager (`cgroupfs`, `systemd`): a fact of the stack, not an axis.
     pub cgroup_manager: Option<String>,
-    /// (tool name, range): `criu`, `crun`, `runc`, `podman`, `docker`, `linux` (the kernel).
+    /// (tool name, range): one of [`VERSIONED_TOOLS`].
     pub versions: Vec<(String, Range)>,
 }
+
+/// The tools whose versions a `when:` clause can compare: `linux` is the running kernel.
+pub const VERSIONED_TOOLS: &[&str] = &["criu", "crun", "runc", "podman", "docker", "linux"];
+
+/// The cgroup managers an engine reports.
+pub const CGROUP_MANAGERS: &[&str] = &["cgroupfs", "systemd"];
 
 impl Scenario {
     /// The longest a cell of this scenario may take if every step ran to its limit: start,
@@ -146,26 +150,19 @@ impl Scenario {
 
 /// What a `when:` clause can ask of a cell.
 pub trait CellFacts {
-    fn axis(&self, name: &str) -> Option<String>;
+    fn axis(&self, axis: Axis) -> Option<String>;
+    /// The cgroup manager of the cell's engine, as the stack reports it.
+    fn cgroup_manager(&self) -> Option<String>;
     fn tool_version(&self, tool: &str) -> Option<semver::Version>;
 }
 
 impl Conditions {
     pub fn hold_for(&self, facts: &dyn CellFacts) -> bool {
-        let axes = [
-            ("engine", &self.engine),
-            ("runtime", &self.runtime),
-            ("stack", &self.stack),
-            ("kernel", &self.kernel),
-            ("cgroup", &self.cgroup),
-            ("cgroup_manager", &self.cgroup_manager),
-        ];
-        let axes_hold = axes.iter().all(|(name, wanted)| match wanted {
-            None => true,
-            Some(wanted) => facts.axis(name).as_deref() == Some(wanted.as_str()),
-        });
+        let axes_hold = self.axes.iter().all(|(axis, wanted)| facts.axis(*axis).as_deref() == Some(wanted.as_str()));
+        let manager_holds = self.cgroup_manager.as_ref().is_none_or(|m| facts.cgroup_manager().as_ref() == Some(m));
         // A version condition on a tool the cell does not have (or could not probe) does not hold.
         axes_hold
+            && manager_holds
             && self.versions.iter().all(|(tool, range)| facts.tool_version(tool).is_some_and(|v| range.matches(&v)))
     }
 }

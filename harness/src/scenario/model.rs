@@ -3,7 +3,7 @@
 //! Every struct denies unknown fields and no enum is untagged: a typo in a scenario is an error
 //! at its line and column, never a silently ignored key.
 
-use super::surroundings::{CriuConfigFile, MountSpec, ServiceSpec};
+use super::stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ pub struct ScenarioFile {
     /// First matching clause wins; a scenario without one expects a pass everywhere.
     #[serde(default)]
     pub expect: Vec<ExpectClause>,
-    /// Daemons run in the stack for the cell's lifetime (see `surroundings`).
+    /// Daemons run in the stack for the cell's lifetime (see `stack_needs`).
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
     /// Paths of the stack bind-mounted into the container.
@@ -294,48 +294,40 @@ impl std::fmt::Display for FailStep {
     }
 }
 
-/// Conditions on a cell. Every field that is set must hold. Version fields are ranges such as
-/// `"<1.21"` or `">=4.1, <4.2"`, checked against the stack's probed versions (`linux`: the kernel).
+/// Conditions on a cell, as written. Every one must hold. A key is an axis (`engine`, `runtime`,
+/// `stack`, `kernel`, `cgroup`, `init`, `accel`) with one of its values, `cgroup_manager`
+/// (`cgroupfs` or `systemd`, as the stack reports it), or a tool of
+/// [`super::VERSIONED_TOOLS`] with a version range such as `"<1.21"` or `">=4.1, <4.2"`, checked
+/// against the stack's probed versions (`linux`: the kernel). Keys and values are checked when
+/// the scenario is parsed, against the axes table (`crate::axes`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct When {
-    pub engine: Option<String>,
-    pub runtime: Option<String>,
-    pub stack: Option<String>,
-    pub kernel: Option<String>,
-    pub cgroup: Option<String>,
-    /// The engine's cgroup manager as the stack reports it: `cgroupfs` or `systemd`.
-    pub cgroup_manager: Option<String>,
-    pub criu: Option<Spanned<String>>,
-    pub crun: Option<Spanned<String>>,
-    pub runc: Option<Spanned<String>>,
-    pub podman: Option<Spanned<String>>,
-    pub docker: Option<Spanned<String>>,
-    /// The running kernel's version, e.g. `">=6.16"`.
-    pub linux: Option<Spanned<String>>,
-}
+#[serde(transparent)]
+pub struct When(pub BTreeMap<String, Spanned<String>>);
 
 /// Durations written as `90s`, `2m`, `500ms` or a bare number of seconds.
 pub mod duration_text {
     use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
+    /// The longest duration a scenario may write: a day (a longer one is a typo, and would
+    /// overflow when limits are added up).
+    pub const MAX: Duration = Duration::from_secs(24 * 3600);
+
+    /// `90s`, `2m`, `1h 30m`, `500ms` (humantime's forms), or a bare number of seconds.
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-            Some(at) => text.split_at(at),
-            None => (text, "s"),
+        let duration = match text.parse::<f64>() {
+            Ok(seconds) if seconds >= 0.0 => Duration::try_from_secs_f64(seconds)
+                .map_err(|_| format!("expected a duration of at most 24h, got `{text}`"))?,
+            Ok(_) => return Err(format!("expected a duration of zero or more, got `{text}`")),
+            Err(_) => humantime::parse_duration(text).map_err(|e| {
+                format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}` ({e})")
+            })?,
         };
-        let value: f64 =
-            number.parse().map_err(|_| format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}`"))?;
-        let seconds = match unit.trim() {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)")),
-        };
-        Ok(Duration::from_secs_f64(seconds))
+        if duration > MAX {
+            return Err(format!("expected a duration of at most 24h, got `{text}`"));
+        }
+        Ok(duration)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -346,10 +338,13 @@ pub mod duration_text {
                 f.write_str("a duration such as `90s`, `2m`, `500ms` or a number of seconds")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration::from_secs(v))
+                parse(&v.to_string()).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
+                u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+                parse(&v.to_string()).map_err(E::custom)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
                 parse(v).map_err(E::custom)

@@ -1,7 +1,8 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
 use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
-use super::{Conditions, Expectation, Scenario, Stress};
+use super::{Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, VERSIONED_TOOLS};
+use crate::axes::Axis;
 use crate::rate::RateBound;
 use crate::version::Range;
 use regex::Regex;
@@ -131,7 +132,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         check_verify_step(file, step)?;
     }
     let image_dir = images_dir.join(&raw.image.value);
-    super::surroundings::validate(
+    super::stack_needs::validate(
         file,
         &raw.services,
         &raw.mounts,
@@ -252,30 +253,32 @@ fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expect
     })
 }
 
+/// A `when:` clause's conditions, each key and value checked: an axis value against the axes
+/// table, a cgroup manager against the known ones, a version range parsed. A condition that can
+/// never hold (`runtime: cruun`) is an error here, not a clause that silently never matches.
 fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
-    let mut versions = Vec::new();
-    for (tool, range) in [
-        ("criu", when.criu),
-        ("crun", when.crun),
-        ("runc", when.runc),
-        ("podman", when.podman),
-        ("docker", when.docker),
-        ("linux", when.linux),
-    ] {
-        if let Some(range) = range {
-            let parsed = Range::parse(&range.value).map_err(|m| ScenarioError::at(file, &range, m))?;
-            versions.push((tool.to_string(), parsed));
+    let mut conditions = Conditions::default();
+    for (key, value) in when.0 {
+        let at = |message: String| ScenarioError::at(file, &value, message);
+        if let Some(axis) = Axis::from_name(&key).filter(|a| *a != Axis::Scenario) {
+            axis.check(&value.value).map_err(at)?;
+            conditions.axes.push((axis, value.value.clone()));
+        } else if key == "cgroup_manager" {
+            if !CGROUP_MANAGERS.contains(&value.value.as_str()) {
+                let known = CGROUP_MANAGERS.join(", ");
+                return Err(at(format!("unknown cgroup_manager `{}` (known: {known})", value.value)));
+            }
+            conditions.cgroup_manager = Some(value.value.clone());
+        } else if VERSIONED_TOOLS.contains(&key.as_str()) {
+            let range = Range::parse(&value.value).map_err(at)?;
+            conditions.versions.push((key, range));
+        } else {
+            let axes = Axis::ALL.iter().filter(|a| **a != Axis::Scenario).map(|a| a.name());
+            let known: Vec<&str> = axes.chain(["cgroup_manager"]).chain(VERSIONED_TOOLS.iter().copied()).collect();
+            return Err(at(format!("unknown condition `{key}` in `when:`, expected one of {}", known.join(", "))));
         }
     }
-    Ok(Conditions {
-        engine: when.engine,
-        runtime: when.runtime,
-        stack: when.stack,
-        kernel: when.kernel,
-        cgroup: when.cgroup,
-        cgroup_manager: when.cgroup_manager,
-        versions,
-    })
+    Ok(conditions)
 }
 
 #[cfg(test)]
@@ -395,6 +398,10 @@ expect:
     #[case::precheck_typo(GOOD.replace("rounds: 2", "rounds: 2\nprecheck:\n  - pidfd_holders: { atleast: 1 }"), 8, "atleast")]
     #[case::vnc_typo(GOOD.replace("  - processes: { at_least: 1 }", "  - vnc: { display: 1, screenshots: true }"), 9, "screenshots")]
     #[case::long_comm(GOOD.replace("  - processes: { at_least: 1 }", "  - running: [xfce4-terminal-long]"), 9, "15 bytes")]
+    #[case::unknown_runtime(GOOD.replace("runtime: crun,", "runtime: cruun,"), 11, "unknown runtime `cruun` (known: runc, crun)")]
+    #[case::unknown_condition(GOOD.replace("runtime: crun,", "runtim: crun,"), 11, "unknown condition `runtim`")]
+    #[case::unknown_cgroup_manager(GOOD.replace("runtime: crun,", "cgroup_manager: sytemd,"), 11, "unknown cgroup_manager `sytemd`")]
+    #[case::huge_duration(GOOD.replace("30s", "99999999999999999999s"), 5, "duration")]
     fn malformed_files_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
         let err = parse(&text).expect_err("must be rejected");
         assert_eq!(err.line, line, "{err}");

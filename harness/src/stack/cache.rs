@@ -46,11 +46,8 @@ impl Cache {
 
 /// The bytes free on the filesystem holding `path` (root may use the reserved blocks too).
 fn free_bytes(path: &Path) -> Option<u64> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string and stat a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    (rc == 0).then(|| stat.f_bfree as u64 * stat.f_frsize as u64)
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bfree * stat.f_frsize)
 }
 
 fn low_space_message(root: &Path, free: u64) -> Option<String> {

@@ -1,4 +1,5 @@
-//! Cgroups the harness's containers leave on the host.
+//! Cgroups: where an engine puts a container (an OCI `cgroupsPath` as a path on disk), and the
+//! cgroups the harness's containers leave on the host.
 //!
 //! With cgroup v1 controllers plus an empty cgroup2 (a hybrid host), the stack hides the cgroup2
 //! mount, yet restored processes still land in cgroup2 directories such as
@@ -72,9 +73,44 @@ fn remove_empty_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// An OCI `linux.cgroupsPath` as a path under the cgroup root. The systemd form
+/// `SLICE:PREFIX:NAME` names the scope `PREFIX-NAME.scope` in SLICE, whose parents come from its
+/// dashes (`a-b.slice` is `/a.slice/a-b.slice`), as systemd lays slices out.
+pub fn cgroups_path_on_disk(spec: &str) -> String {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return spec.to_string();
+    };
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
+    let mut path = String::new();
+    if slice != "-.slice" {
+        let stem = slice.trim_end_matches(".slice");
+        let pieces: Vec<&str> = stem.split('-').collect();
+        for i in 1..=pieces.len() {
+            path.push('/');
+            path.push_str(&pieces[..i].join("-"));
+            path.push_str(".slice");
+        }
+    }
+    let scope = if prefix.is_empty() { format!("{name}.scope") } else { format!("{prefix}-{name}.scope") };
+    format!("{path}/{scope}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("machine.slice:libpod:abc", "/machine.slice/libpod-abc.scope")]
+    #[case("user-1000.slice:libpod:abc", "/user.slice/user-1000.slice/libpod-abc.scope")]
+    #[case(":crun:abc", "/system.slice/crun-abc.scope")]
+    #[case("-.slice:libpod:abc", "/libpod-abc.scope")]
+    #[case("/libpod_parent/libpod-abc", "/libpod_parent/libpod-abc")]
+    fn oci_cgroups_paths_become_paths_on_disk(#[case] spec: &str, #[case] path: &str) {
+        assert_eq!(cgroups_path_on_disk(spec), path);
+    }
+
 
     #[test]
     fn removes_nested_container_directories_and_keeps_others() {

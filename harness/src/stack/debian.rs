@@ -1,17 +1,25 @@
 //! Debian suites as container stacks: each suite is a pinned set of podman, crun, runc and CRIU,
 //! provisioned with debootstrap as a rootfs in the cache, and reused while its package list holds.
 
-use crate::stack::cache::Cache;
+use super::cache::Cache;
+use crate::axes::{StackSource, STACKS};
+use crate::files::remove_tree;
+use crate::process::Command;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A Debian suite the harness knows how to provision.
+/// How long an apt or dpkg step may take (a download of a few packages from the mirror).
+const APT_LIMIT: Duration = Duration::from_secs(900);
+/// How long debootstrap may take (a stack with podman, docker and systemd: minutes).
+const DEBOOTSTRAP_LIMIT: Duration = Duration::from_secs(1800);
+
+/// A Debian suite the harness knows how to provision: a stack of the axes table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Suite {
     pub name: &'static str,
-    /// Installed in the stack rootfs besides debootstrap's minbase.
+    /// Installed in the stack rootfs besides debootstrap's minbase and [`COMMON`].
     pub packages: &'static [&'static str],
 }
 
@@ -30,18 +38,15 @@ const COMMON: &[&str] = &[
     "docker.io", "containerd",
 ];
 
-pub const SUITES: &[Suite] = &[
-    // bookworm has no libcriu2 package (its crun 1.8.1 is built without CRIU anyway).
-    Suite { name: "bookworm", packages: &[] },
-    // trixie's and sid's crun dlopen libcriu.so.2 without depending on it.
-    // From trixie on, Debian ships docker's CLI in its own package.
-    Suite { name: "trixie", packages: &["libcriu2", "docker-cli"] },
-    Suite { name: "sid", packages: &["libcriu2", "docker-cli"] },
-];
-
 impl Suite {
+    /// The suite of a Debian stack of the axes table.
     pub fn find(name: &str) -> Option<Suite> {
-        SUITES.iter().copied().find(|s| s.name == name)
+        STACKS.iter().find_map(|stack| match stack.source {
+            StackSource::Debian { suite, extra_packages } if suite == name => {
+                Some(Suite { name: suite, packages: extra_packages })
+            }
+            _ => None,
+        })
     }
 
     /// Every package to `--include`, common ones first.
@@ -131,35 +136,21 @@ pub async fn debootstrap(cache: &Cache) -> anyhow::Result<Debootstrap> {
     let dir = root.join("usr/share/debootstrap");
     if !program.is_file() {
         let download = tempfile::tempdir_in(&cache.root)?;
-        let fetch = || {
-            std::process::Command::new("apt-get")
-                .args(["download", "debootstrap"])
-                .current_dir(download.path())
-                .output()
-        };
-        let mut out = fetch().context("failed to run apt-get (is this a Debian host?)")?;
-        if !out.status.success() {
+        let fetch = || Command::new(["apt-get", "download", "debootstrap"], APT_LIMIT).current_dir(download.path()).run();
+        let mut out = fetch().await.context("failed to run apt-get (is this a Debian host?)")?;
+        if !out.success() {
             // Fresh machines may have no package lists yet.
-            let update = std::process::Command::new("apt-get").args(["update", "-qq"]).output()?;
-            anyhow::ensure!(
-                update.status.success(),
-                "apt-get update failed: {}",
-                String::from_utf8_lossy(&update.stderr)
-            );
-            out = fetch()?;
+            Command::new(["apt-get", "update", "-qq"], APT_LIMIT).run().await?.checked()?;
+            out = fetch().await?;
         }
-        anyhow::ensure!(
-            out.status.success(),
-            "apt-get download debootstrap failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        out.checked()?;
         let deb = std::fs::read_dir(download.path())?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
             .context("apt-get download left no .deb")?;
         let unpacked = tempfile::tempdir_in(&cache.root)?;
-        let x = std::process::Command::new("dpkg").arg("-x").arg(&deb).arg(unpacked.path()).output()?;
-        anyhow::ensure!(x.status.success(), "dpkg -x failed: {}", String::from_utf8_lossy(&x.stderr));
+        let x = ["dpkg".to_string(), "-x".into(), deb.display().to_string(), unpacked.path().display().to_string()];
+        Command::new(x, APT_LIMIT).run().await?.checked()?;
         std::fs::create_dir_all(root.parent().expect("has a parent"))?;
         let _ = std::fs::remove_dir_all(&root);
         std::fs::rename(unpacked.keep(), &root)?;
@@ -170,27 +161,22 @@ pub async fn debootstrap(cache: &Cache) -> anyhow::Result<Debootstrap> {
 impl Debootstrap {
     /// `debootstrap --variant=minbase [--include=...] SUITE TARGET MIRROR`, killed after `limit`.
     async fn run(&self, suite: &str, include: &[&str], target: &Path, mirror: &str, log: &Path) -> anyhow::Result<()> {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("--variant=minbase");
+        let mut argv = vec![self.program.display().to_string(), "--variant=minbase".to_string()];
         if !include.is_empty() {
-            cmd.arg(format!("--include={}", include.join(",")));
+            argv.push(format!("--include={}", include.join(",")));
         }
-        cmd.arg(suite).arg(target).arg(mirror).kill_on_drop(true);
+        argv.extend([suite.to_string(), target.display().to_string(), mirror.to_string()]);
+        let mut cmd = Command::new(argv, DEBOOTSTRAP_LIMIT);
         if let Some(dir) = &self.dir {
-            cmd.env("DEBOOTSTRAP_DIR", dir);
+            cmd = cmd.env("DEBOOTSTRAP_DIR", dir.display().to_string());
         }
-        let log_file = std::fs::File::create(log)?;
-        cmd.stdout(log_file.try_clone()?).stderr(log_file).stdin(std::process::Stdio::null());
-        let child = cmd.spawn().context("failed to start debootstrap")?;
-        let _tracked = child.id().map(crate::cleanup::ChildGuard::track);
-        let status = tokio::time::timeout(Duration::from_secs(1800), child.wait_with_output())
-            .await
-            .context("debootstrap took more than 30 minutes")??
-            .status;
-        if !status.success() {
+        let out = cmd.run().await.context("failed to run debootstrap")?;
+        std::fs::write(log, format!("{}{}", out.stdout, out.stderr))?;
+        if !out.success() {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-            anyhow::bail!("debootstrap {suite} failed ({status}); log {}:\n{}", log.display(), tail.join("\n"));
+            let how = out.failure_text().lines().next().unwrap_or_default().to_string();
+            anyhow::bail!("debootstrap {suite} failed ({how}); log {}:\n{}", log.display(), tail.join("\n"));
         }
         Ok(())
     }
@@ -249,28 +235,12 @@ pub async fn ensure_base_tarball(cache: &Cache, suite: &str) -> anyhow::Result<(
     remove_tree(&building)?;
     tool.run(suite, &[], &building, &mirror, &cache.root.join("bases").join(format!("{suite}.log"))).await?;
     let partial = tarball.with_extension("tar.partial");
-    let tar = tokio::process::Command::new("tar")
-        .arg("-C")
-        .arg(&building)
-        .args(["--numeric-owner", "-cf"])
-        .arg(&partial)
-        .arg(".")
-        .output()
-        .await?;
-    anyhow::ensure!(tar.status.success(), "tar of the base rootfs failed: {}", String::from_utf8_lossy(&tar.stderr));
+    let tar = ["tar", "-C", &building.display().to_string(), "--numeric-owner", "-cf", &partial.display().to_string(), "."]
+        .map(String::from);
+    Command::new(tar, APT_LIMIT).run().await?.checked().context("failed to pack the base rootfs")?;
     std::fs::rename(&partial, &tarball)?;
     remove_tree(&building)?;
     Ok((tarball, false))
-}
-
-/// Removes a directory tree that may hold device nodes and read-only files (a rootfs).
-pub fn remove_tree(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        // A rootfs must never be a mount point here; refuse rather than delete through a mount.
-        let status = std::process::Command::new("rm").arg("-rf").arg("--one-file-system").arg(path).status()?;
-        anyhow::ensure!(status.success(), "failed to remove {}", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

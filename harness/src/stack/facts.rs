@@ -2,6 +2,9 @@
 //! Recorded with every cell, and deciding which cells must be skipped here and why.
 
 use super::exec::{self, Entry};
+use crate::axes::{Axis, ENGINES};
+use crate::plan::CellKey;
+use crate::scenario::CellFacts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,7 +28,7 @@ pub struct StackFacts {
     pub criu_check: Option<CriuCheck>,
     /// What the stack's dockerd says of itself, once the harness started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker: Option<super::dockerd::DockerFacts>,
+    pub docker: Option<super::dockerd::api::DockerFacts>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,10 +133,9 @@ impl StackFacts {
     /// Why a cell with this engine and runtime cannot run in this stack, if it cannot.
     pub fn skip_reason(&self, engine: &str, runtime: &str) -> Option<String> {
         // The program that must be there for the engine to run at all.
-        let program = match engine {
-            "podman" => "podman",
-            "docker" => "dockerd",
-            other => return Some(format!("engine `{other}` has no driver (known: podman, docker)")),
+        let Some(program) = ENGINES.iter().find(|e| e.name == engine).map(|e| e.program) else {
+            let known: Vec<&str> = ENGINES.iter().map(|e| e.name).collect();
+            return Some(format!("engine `{engine}` has no driver (known: {})", known.join(", ")));
         };
         if !self.tools.contains_key(program) {
             return Some(format!("{program} is not installed in the {} stack", self.stack));
@@ -166,6 +168,29 @@ impl StackFacts {
             v.insert(name.clone(), tool.version.clone().unwrap_or_else(|| tool.banner.clone()));
         }
         v
+    }
+}
+
+/// A cell as a `when:` clause sees it: its axes, its engine's cgroup manager, and the stack's
+/// tool versions.
+pub struct CellView<'a> {
+    pub key: &'a CellKey,
+    pub stack: &'a StackFacts,
+}
+
+impl CellFacts for CellView<'_> {
+    fn axis(&self, axis: Axis) -> Option<String> {
+        Some(self.key[axis].clone())
+    }
+    fn cgroup_manager(&self) -> Option<String> {
+        // Each engine has its own: podman's as `podman info` says, docker's cgroup driver.
+        match (&self.stack.docker, self.key[Axis::Engine].as_str()) {
+            (Some(docker), "docker") => Some(docker.cgroup_driver.clone()),
+            _ => Some(self.stack.cgroup_manager.clone()),
+        }
+    }
+    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+        self.stack.version(tool)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod cgroups;
+pub mod containers;
 pub mod debian;
 pub mod dockerd;
 pub mod exec;
@@ -13,21 +14,13 @@ pub mod toolroot;
 pub mod variant;
 
 pub use cache::Cache;
-pub use exec::{Entry, Output, Transcript};
-pub use facts::StackFacts;
+pub use exec::Entry;
+pub use facts::{CellView, StackFacts};
 
+use crate::axes::{StackSource, STACKS};
 use crate::events::Events;
 use anyhow::Context as _;
-use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
-
-/// Names a stack can have.
-pub fn known_stacks() -> Vec<&'static str> {
-    std::iter::once("host")
-        .chain(debian::SUITES.iter().map(|s| s.name))
-        .chain(variant::VARIANTS.iter().map(|v| v.name))
-        .collect()
-}
 
 /// An entered stack: commands run in it, files are read from it, and leaving it removes
 /// everything the harness made there.
@@ -36,6 +29,8 @@ pub struct Session {
     pub facts: StackFacts,
     /// The Debian suite the stack's own userland is (the base image of its containers).
     pub suite: String,
+    /// Whether this stack is the root of the criu-matrix VM this process runs in.
+    in_guest: bool,
     /// The stack's dockerd, once a docker cell asked for it. Declared before `place`: it is
     /// stopped before the namespace it runs in goes.
     docker: Option<dockerd::Daemon>,
@@ -57,11 +52,12 @@ enum Place {
 
 impl Session {
     /// A stack that is this machine's own root: the host, or a VM guest's.
-    fn on_host(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf) -> Session {
+    fn on_host(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf, in_guest: bool) -> Session {
         Session {
             name: name.to_string(),
             facts,
             suite,
+            in_guest,
             docker: None,
             docker_root,
             facts_file: None,
@@ -98,9 +94,7 @@ impl Session {
         if self.docker.is_none() {
             let paths = match &self.place {
                 // The host's own stack keeps clear of a system dockerd; a VM guest's root is the stack.
-                Place::Host if crate::vm::guest::identity().is_none() => {
-                    dockerd::DaemonPaths::on_host(&self.docker_root)
-                }
+                Place::Host if !self.in_guest => dockerd::DaemonPaths::on_host(&self.docker_root),
                 _ => dockerd::DaemonPaths::standard(),
             };
             let daemon = dockerd::start(&self.name, &self.entry(), &self.host_path("/"), paths, log).await?;
@@ -153,22 +147,20 @@ impl Session {
 
 /// Opens a stack, provisioning it first when it is a Debian suite not yet in the cache.
 pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<Session> {
-    if name == "host" {
+    let stack = STACKS.iter().find(|s| s.name == name).with_context(|| {
+        let known: Vec<&str> = STACKS.iter().map(|s| s.name).collect();
+        format!("unknown stack `{name}` (known: {})", known.join(", "))
+    })?;
+    let Some(suite) = stack.suite() else {
         let facts = probe_host().await?;
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
-        return Ok(Session::on_host(name, facts, suite, cache.stack_dir(name).join("docker")));
-    }
-    let variant = variant::Variant::find(name);
-    let suite = match variant {
-        Some(v) => v.suite,
-        None => debian::Suite::find(name)
-            .map(|s| s.name)
-            .with_context(|| format!("unknown stack `{name}` (known: {})", known_stacks().join(", ")))?,
+        return Ok(Session::on_host(name, facts, suite, cache.stack_dir(name).join("docker"), false));
     };
+    let variant = matches!(stack.source, StackSource::Rebuilt { .. }).then(|| variant::Variant::find(name)).flatten();
     // Inside a criu-matrix VM the stack is the guest's own root.
-    if crate::vm::guest::identity().is_some_and(|id| id.stack == name) {
+    if crate::host::facts().guest.as_ref().is_some_and(|id| id.stack == name) {
         let facts = probe_host().await?;
-        return Ok(Session::on_host(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker")));
+        return Ok(Session::on_host(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker"), true));
     }
     let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
@@ -192,6 +184,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         name: name.to_string(),
         facts,
         suite: suite.to_string(),
+        in_guest: false,
         docker: None,
         docker_root: dir.join("docker"),
         facts_file: Some(dir.join("facts.json")),
@@ -215,10 +208,10 @@ fn host_codename() -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|s| s.trim_matches('"').to_string())
 }
 
+/// An exclusive lock on `path`, held as long as the file is open (std's `File::try_lock`, an
+/// `flock(2)`: the kernel drops it when the process dies, however it dies).
 fn lock(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-    // SAFETY: flock(2) on a file descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    anyhow::ensure!(rc == 0, "{} is locked", path.display());
+    file.try_lock().map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
     Ok(file)
 }

@@ -12,11 +12,11 @@
 
 use super::exec::Entry;
 use crate::cleanup::{self, Guard};
+use crate::process::{self, Service};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,20 +92,20 @@ pub async fn enter(
     state_file: &Path,
 ) -> anyhow::Result<Holder> {
     recover_stale(state_file);
-    let mut child = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "--", "sh", "-c", ENTER_SCRIPT, "criu-matrix-enter"])
-        .arg(rootfs)
-        .arg(storage)
-        .arg(docker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let argv: Vec<String> = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", ENTER_SCRIPT]
+        .into_iter()
+        .map(String::from)
+        .chain(["criu-matrix-enter".to_string()])
+        .chain([rootfs, storage, docker].map(|p| p.display().to_string()))
+        .collect();
+    // Its limit is the session's: the holder waits until the stack is left.
+    let mut holder = process::Command::new(argv, Duration::ZERO)
+        .spawn(None)
         .context("failed to start `unshare` (util-linux) to enter the stack")?;
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let child = Arc::new(Mutex::new(Some(child)));
+    let pid = holder.pid;
+    let (stdout, stderr) = holder.take_pipes();
+    let (stdout, stderr) = (stdout.context("piped")?, stderr.context("piped")?);
+    let child = Arc::new(Mutex::new(holder));
     // Until the namespace is known, tearing down means killing the holder.
     let early = {
         let child = child.clone();
@@ -150,27 +150,25 @@ pub async fn enter(
 /// dockerd, when one still answers: a run killed outright leaves it running).
 pub fn remove_containers(entry: &Entry, holder: u32) {
     let socket = PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::DaemonPaths::standard().socket));
-    super::dockerd::remove_labelled_at(&socket);
+    super::dockerd::api::remove_labelled_at(&socket);
     remove_podman_containers(entry);
 }
 
 fn remove_podman_containers(entry: &Entry) {
     let list = ["podman", "ps", "--all", "--quiet", "--filter", &format!("label={LABEL}")].map(String::from);
-    let Ok(out) = entry.run_blocking(&list) else { return };
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
-    if ids.is_empty() {
-        return;
-    }
-    crate::engine::podman_remove(entry, &ids);
+    let Ok(out) = entry.run_blocking(&list, super::containers::PODMAN_LIMIT) else { return };
+    let ids: Vec<String> = out.stdout.split_whitespace().map(String::from).collect();
+    super::containers::remove_podman(entry, &ids);
 }
 
 /// PIDs of the processes whose mount namespace is `mnt_ns` (e.g. `mnt:[4026532301]`).
 pub fn namespace_processes(mnt_ns: &str) -> Vec<u32> {
-    let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
-    proc.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|l| l.display().to_string() == mnt_ns)
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{}/ns/mnt", p.pid())).is_ok_and(|l| l.display().to_string() == mnt_ns)
         })
+        .map(|p| p.pid() as u32)
         .collect()
 }
 
@@ -179,36 +177,24 @@ pub fn namespace_processes(mnt_ns: &str) -> Vec<u32> {
 /// already exiting (conmon after `podman rm`) get a moment to do so first.
 fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
     let others = || namespace_processes(mnt_ns).into_iter().filter(|p| Some(*p) != keep).collect::<Vec<_>>();
-    if !wait_until(Duration::from_secs(5), || others().is_empty()) {
+    if !process::wait_until(Duration::from_secs(5), || others().is_empty()) {
         for pid in others() {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             tracing::warn!("ending process {pid} ({}) left in the stack namespace", comm.trim());
-            // SAFETY: kill(2) on a PID observed in the harness's own private mount namespace.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            // A PID just observed in the harness's own private mount namespace.
+            if let Some(p) = process::ProcessId::of(pid) {
+                p.signal(rustix::process::Signal::KILL);
+            }
         }
-        if !wait_until(Duration::from_secs(5), || others().is_empty()) {
+        if !process::wait_until(Duration::from_secs(5), || others().is_empty()) {
             tracing::error!("processes still in the stack namespace after SIGKILL: {:?}", others());
         }
     }
 }
 
-/// Polls `done` until it holds or `limit` passes; says whether it held.
-pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = std::time::Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
-
-fn stop_holder(child: &Mutex<Option<Child>>) {
-    if let Some(mut child) = child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+fn stop_holder(holder: &Mutex<Service>) {
+    // `sleep infinity` has nothing to clean up: no grace.
+    holder.lock().unwrap_or_else(|p| p.into_inner()).stop("the stack holder", Duration::ZERO);
 }
 
 /// Tears down what a run killed with SIGKILL left: its holder if alive, its containers, and any

@@ -5,10 +5,10 @@
 //! at `/cache`: the `unshare`, `sh` and `chroot` steps all `exec`, so the child's PID is the
 //! tool's, and ending it by PID ends the namespace with it.
 
-use crate::stack::{debian, Cache, Output};
+use super::{debian, Cache};
+use crate::process::{Command, Output};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 const CHROOT_SCRIPT: &str = r#"set -e
@@ -45,45 +45,22 @@ impl ToolRoot {
         Ok(format!("/cache/{}", rel.display()))
     }
 
-    /// The command that runs `argv` among the tools.
-    pub fn command(&self, argv: &[String]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c", CHROOT_SCRIPT, "criu-matrix-tools"])
-            .arg(&self.rootfs)
-            .arg(&self.cache_root)
-            .args(argv)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("TMPDIR", "/var/tmp")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
+    /// The command that runs `argv` among the tools, killed with its group after `limit`.
+    pub fn command(&self, argv: &[String], limit: Duration) -> Command {
+        let mut full: Vec<String> = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", CHROOT_SCRIPT]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        full.push("criu-matrix-tools".into());
+        full.push(self.rootfs.display().to_string());
+        full.push(self.cache_root.display().to_string());
+        full.extend(argv.iter().cloned());
+        let env = [("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string()), ("TMPDIR".into(), "/var/tmp".into())];
+        Command::new(full, limit).shown_as(argv).env_only(&env)
     }
 
     /// Runs a short tool (mkfs.ext4, debugfs) to completion within `limit`.
     pub async fn run(&self, argv: &[String], limit: Duration) -> anyhow::Result<Output> {
-        let started = std::time::Instant::now();
-        let child = self
-            .command(argv)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start `unshare` for the tools rootfs")?;
-        let _tracked = child.id().map(crate::cleanup::ChildGuard::track);
-        let (status, stdout, stderr, timed_out) = match tokio::time::timeout(limit, child.wait_with_output()).await {
-            Ok(out) => {
-                let out = out?;
-                (out.status.code(), out.stdout, out.stderr, false)
-            }
-            Err(_) => (None, Vec::new(), Vec::new(), true),
-        };
-        Ok(Output {
-            argv: argv.to_vec(),
-            status,
-            stdout: String::from_utf8_lossy(&stdout).to_string(),
-            stderr: String::from_utf8_lossy(&stderr).to_string(),
-            seconds: started.elapsed().as_secs_f64(),
-            timed_out,
-        })
+        self.command(argv, limit).run().await.context("failed to run a tool of the tools rootfs")
     }
 }

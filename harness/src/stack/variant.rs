@@ -16,9 +16,11 @@
 //!    (trixie's libcriu2 package cannot be installed beside bookworm's criu: it Breaks it).
 
 use super::cache::Cache;
-use super::debian::{self, remove_tree};
+use super::debian;
 use super::namespace;
+use crate::axes::{StackSource, STACKS};
 use crate::events::Events;
+use crate::files::{copy_dir, remove_tree};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,11 +37,6 @@ pub struct Variant {
     pub rebuilt: &'static str,
 }
 
-pub const VARIANTS: &[Variant] = &[Variant {
-    name: "bookworm-crun-criu",
-    suite: "bookworm",
-    rebuilt: "crun rebuilt from bookworm's source package with trixie's libcriu (libcriu2, libcriu-dev)",
-}];
 
 /// The build script, run inside the build rootfs with the output directory as `$1`.
 const BUILD_SCRIPT: &str = include_str!("crun-criu-build.sh");
@@ -51,8 +48,12 @@ const BUILD_PACKAGES: &[&str] = &["build-essential", "dpkg-dev", "ca-certificate
 const BUILD_LIMIT: Duration = Duration::from_secs(3600);
 
 impl Variant {
+    /// The rebuilt stack of the axes table named `name`.
     pub fn find(name: &str) -> Option<Variant> {
-        VARIANTS.iter().copied().find(|v| v.name == name)
+        STACKS.iter().find_map(|stack| match stack.source {
+            StackSource::Rebuilt { suite, rebuilt } if stack.name == name => Some(Variant { name: stack.name, suite, rebuilt }),
+            _ => None,
+        })
     }
 
     fn build_dir(&self, cache: &Cache) -> PathBuf {
@@ -140,7 +141,7 @@ async fn ensure_build(cache: &Cache, variant: Variant) -> anyhow::Result<(PathBu
     let marker = BuildMarker { script_sha256: script_hash(), versions };
     std::fs::write(built.join(BUILD_MARKER), serde_json::to_string_pretty(&marker)?)?;
     remove_tree(&out)?;
-    crate::image::copy_dir(&built, &out)?;
+    copy_dir(&built, &out)?;
     // The outputs are what is kept; the build rootfs (compilers, -dev packages) is not.
     remove_tree(&rootfs)?;
     Ok((out, false))
@@ -149,20 +150,9 @@ async fn ensure_build(cache: &Cache, variant: Variant) -> anyhow::Result<(PathBu
 /// Puts the rebuilt crun and libcriu into the stack rootfs, Debian's crun diverted aside.
 fn install(out: &Path, rootfs: &Path) -> anyhow::Result<()> {
     let chroot = |args: &[&str]| -> anyhow::Result<()> {
-        let output = std::process::Command::new("chroot")
-            .arg(rootfs)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
-            .context("failed to run chroot")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "`chroot {} {}` failed: {}",
-            rootfs.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        let argv = ["chroot".to_string(), rootfs.display().to_string()].into_iter().chain(args.iter().map(|a| a.to_string()));
+        let env = [("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string())];
+        crate::process::Command::new(argv, Duration::from_secs(120)).env_only(&env).run_blocking()?.checked()?;
         Ok(())
     };
     if !rootfs.join("usr/bin/crun.distrib").exists() {
@@ -195,7 +185,9 @@ mod tests {
 
     #[test]
     fn every_variant_is_made_of_a_known_suite() {
-        for v in VARIANTS {
+        let variants: Vec<Variant> = STACKS.iter().filter_map(|s| Variant::find(s.name)).collect();
+        assert!(!variants.is_empty());
+        for v in variants {
             assert!(debian::Suite::find(v.suite).is_some(), "{}", v.name);
             assert!(debian::Suite::find(v.name).is_none(), "{} shadows a suite", v.name);
         }

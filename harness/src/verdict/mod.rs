@@ -1,89 +1,9 @@
 //! Classification: what a cell did, held against what its scenario expects there.
 
-use crate::scenario::{Expectation, ExpectedOutcome, FailStep};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Every round checkpointed, restored and verified, as expected.
-    Pass,
-    /// Failed where the scenario expects the upstream bug, with its signature in the logs.
-    Reproduced,
-    /// The scenario expects the bug here, but every round passed: stale expectation or a fix.
-    Fixed,
-    /// An unexpected failure, or a failure without the expected signature.
-    Fail,
-    /// The harness or its environment broke; says nothing about CRIU.
-    Error,
-    /// A requirement is not met here.
-    Skip,
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Verdict::Pass => "pass",
-            Verdict::Reproduced => "reproduced",
-            Verdict::Fixed => "fixed",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-            Verdict::Skip => "skip",
-        })
-    }
-}
-
-/// What running a cell came to, before any expectation is applied.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Passed {
-        rounds: u32,
-    },
-    /// Checkpoint, restore or verification failed: a result about the stack under test.
-    Failed(Failure),
-    /// A stress cell's rounds: which of them failed (rounds go on after a failed checkpoint).
-    Stress(StressRun),
-    /// The harness or environment broke (provisioning, build, start, readiness).
-    Error {
-        step: String,
-        message: String,
-    },
-    Skipped(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub round: u32,
-    pub step: FailStep,
-    /// One line: what went wrong, as the harness saw it.
-    pub message: String,
-    /// The engine's stderr and the CRIU logs of the failed step, searched for the signature.
-    pub evidence: String,
-}
-
-/// What the rounds of a stress cell came to.
-#[derive(Debug, Clone)]
-pub struct StressRun {
-    /// The rounds the scenario asked for.
-    pub planned: u32,
-    /// The rounds that ran (fewer than `planned` when the workload did not survive a failure).
-    pub ran: u32,
-    /// Each failed round.
-    pub failures: Vec<Failure>,
-    /// Why the rounds stopped before `planned`, when they did.
-    pub ended_early: Option<String>,
-}
-
-impl StressRun {
-    pub fn percent(&self) -> f64 {
-        crate::rate::percent(self.failures.len() as u32, self.ran)
-    }
-
-    /// `3/20`, and `of 24 planned` when the rounds stopped early.
-    pub fn fraction(&self) -> String {
-        crate::rate::fraction(self.failures.len() as u32, self.ran, self.planned)
-    }
-}
+use crate::execute::{Failure, Outcome, StressRun};
+use crate::record::Verdict;
+use crate::scenario::{Expectation, ExpectedOutcome};
+use crate::text::one_line;
 
 /// The verdict, one line saying why, and the log line that matched the expected signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,15 +11,6 @@ pub struct Classification {
     pub verdict: Verdict,
     pub reason: String,
     pub matched: Option<String>,
-}
-
-/// A reason fits on one line of a matrix: the first line of a message, at most 300 characters.
-pub fn one_line(text: &str) -> String {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
-    match first.char_indices().nth(300) {
-        Some((at, _)) => format!("{}...", &first[..at]),
-        None => first.to_string(),
-    }
 }
 
 pub fn classify(expected: &Expectation, outcome: &Outcome) -> Classification {
@@ -243,7 +154,7 @@ fn where_expected(expected: &Expectation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Conditions;
+    use crate::scenario::{Conditions, FailStep};
     use regex::Regex;
     use rstest::rstest;
 

@@ -7,7 +7,6 @@
 
 use super::kernel::Kernel;
 use super::tools::Tools;
-use crate::stack::debian;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -45,7 +44,7 @@ pub async fn ensure_stack_disk(
     remove_matching(&disks, &format!("stack-{stack}-"))?;
     // A tree of hard links: the rootfs and storage are not copied, only linked, then read by mkfs.
     let staging = vm_dir.join(format!("staging-{stack}"));
-    debian::remove_tree(&staging)?;
+    crate::files::remove_tree(&staging)?;
     link_tree(rootfs, &staging)?;
     let containers = staging.join("var/lib/containers");
     std::fs::create_dir_all(&containers)?;
@@ -67,7 +66,7 @@ pub async fn ensure_stack_disk(
     std::os::unix::fs::symlink("/etc/systemd/system/criu-matrix.service", wants)?;
     let size_mb = tree_megabytes(&staging)? * 5 / 4 + STACK_DISK_SPARE_MB;
     let made = make_image(tools, &staging, &image, size_mb, Layout::Partitioned).await;
-    debian::remove_tree(&staging)?;
+    crate::files::remove_tree(&staging)?;
     made?;
     Ok((image, false))
 }
@@ -189,14 +188,11 @@ async fn make_image(tools: &Tools, dir: &Path, image: &Path, size_mb: u64, layou
 }
 
 fn link_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let out = std::process::Command::new("cp").arg("-al").arg(from).arg(to).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "failed to link {} to {}: {}",
-        from.display(),
-        to.display(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    let argv = ["cp".to_string(), "-al".into(), from.display().to_string(), to.display().to_string()];
+    crate::process::Command::new(argv, Duration::from_secs(600))
+        .run_blocking()?
+        .checked()
+        .with_context(|| format!("failed to link {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -210,9 +206,9 @@ pub fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn tree_megabytes(dir: &Path) -> anyhow::Result<u64> {
-    let out = std::process::Command::new("du").args(["-s", "-m", "--apparent-size"]).arg(dir).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().and_then(|n| n.parse().ok()).context("du printed no size")
+    let argv = ["du".to_string(), "-s".into(), "-m".into(), "--apparent-size".into(), dir.display().to_string()];
+    let out = crate::process::Command::new(argv, Duration::from_secs(600)).run_blocking()?.checked()?;
+    out.stdout.split_whitespace().next().and_then(|n| n.parse().ok()).context("du printed no size")
 }
 
 fn remove_matching(dir: &Path, prefix: &str) -> anyhow::Result<()> {

@@ -1,29 +1,5 @@
-//! Inside the VM: PID 1 and how the harness in the guest knows which cell it is.
-//!
-//! The guest runs the same `criu-matrix run` as the host, on the guest's own root (the stack's
-//! rootfs), with `CRIU_MATRIX_GUEST` naming the stack and the kernel-side axes, so its cells carry
-//! the host's cell names and its `when:` clauses see the real axes.
-
-use serde::{Deserialize, Serialize};
-
-pub const ENV: &str = "CRIU_MATRIX_GUEST";
-
-/// What the guest's cells are, seen from the host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Identity {
-    pub stack: String,
-    pub kernel: String,
-    pub cgroup: String,
-    pub init: String,
-    pub accel: String,
-}
-
-/// The identity when this process runs in a criu-matrix VM.
-pub fn identity() -> Option<Identity> {
-    static ID: std::sync::OnceLock<Option<Identity>> = std::sync::OnceLock::new();
-    ID.get_or_init(|| serde_json::from_str(&std::env::var(ENV).ok()?).ok()).clone()
-}
+//! Inside the VM: PID 1, its systemd unit, and the marks it prints on the console. Which cell the
+//! guest runs is `host::guest` (the guest's harness reads it from its environment).
 
 /// Printed on the console by the guest: the host times boot-to-ready and the run by them.
 pub const READY_MARK: &str = "criu-matrix-guest: ready";

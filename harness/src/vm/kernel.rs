@@ -7,8 +7,13 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where each kernel comes from: a name on the `kernel` axis is a Debian suite.
-pub const KERNELS: &[&str] = &["bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid"];
+/// How long one apt or dpkg step may take.
+const APT_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// The Debian suites whose kernels the kernel axis boots (`crate::axes::KERNELS`).
+fn kernel_suites() -> Vec<&'static str> {
+    crate::axes::Kernel::bootable().filter_map(|k| k.suite).collect()
+}
 
 const META_PACKAGE: &str = "linux-image-cloud-amd64";
 
@@ -28,7 +33,9 @@ pub struct Kernel {
 
 /// Ensures kernel `name` is unpacked in the cache; returns it and whether it was already there.
 pub async fn ensure(cache: &Cache, name: &str) -> anyhow::Result<(Kernel, bool)> {
-    anyhow::ensure!(KERNELS.contains(&name), "unknown kernel `{name}` (known: host, {})", KERNELS.join(", "));
+    let suite = crate::axes::Kernel::find(name).and_then(|k| k.suite).with_context(|| {
+        format!("unknown kernel `{name}` (known: {})", crate::axes::Axis::Kernel.values().unwrap_or_default().join(", "))
+    })?;
     let dir = cache.root.join("kernels").join(name);
     let marker = dir.join("kernel.json");
     let root = dir.join("root");
@@ -42,22 +49,17 @@ pub async fn ensure(cache: &Cache, name: &str) -> anyhow::Result<(Kernel, bool)>
         }
     }
     let apt = Apt::new(cache)?;
-    let packages = apt.packages_of(name).await?;
+    let packages = apt.packages_of(suite).await?;
     let download = tempfile::tempdir_in(&cache.root)?;
-    apt.download(&packages, name, download.path()).await?;
-    debian::remove_tree(&root)?;
+    apt.download(&packages, suite, download.path()).await?;
+    crate::files::remove_tree(&root)?;
     std::fs::create_dir_all(&root)?;
     for deb in std::fs::read_dir(download.path())? {
         let deb = deb?.path();
-        let out = tokio::process::Command::new("dpkg").arg("-x").arg(&deb).arg(&root).output().await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "dpkg -x {} failed: {}",
-            deb.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let argv = ["dpkg".to_string(), "-x".into(), deb.display().to_string(), root.display().to_string()];
+        crate::process::Command::new(argv, APT_LIMIT).run().await?.checked()?;
     }
-    let kernel = locate(name, &root, &apt.version_of(META_PACKAGE, name).await.unwrap_or_default())?;
+    let kernel = locate(name, &root, &apt.version_of(META_PACKAGE, suite).await.unwrap_or_default())?;
     std::fs::write(&marker, serde_json::to_string_pretty(&kernel)?)?;
     Ok((kernel, false))
 }
@@ -97,7 +99,7 @@ impl Apt {
         std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
         let mirror = debian::mirror()?;
         let sources: String =
-            KERNELS.iter().map(|suite| format!("deb [trusted=yes] {mirror} {suite} main\n")).collect();
+            kernel_suites().iter().map(|suite| format!("deb [trusted=yes] {mirror} {suite} main\n")).collect();
         std::fs::write(dir.join("sources.list"), sources)?;
         std::fs::write(dir.join("status"), "")?;
         Ok(Apt { dir })
@@ -121,19 +123,13 @@ impl Apt {
     }
 
     async fn command(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> anyhow::Result<String> {
-        let mut cmd = tokio::process::Command::new(tool);
-        cmd.args(self.options()).args(args).kill_on_drop(true);
+        let argv = std::iter::once(tool.to_string()).chain(self.options()).chain(args.iter().map(|a| a.to_string()));
+        let mut cmd = crate::process::Command::new(argv, APT_LIMIT);
         if let Some(cwd) = cwd {
-            cmd.current_dir(cwd);
+            cmd = cmd.current_dir(cwd);
         }
-        let out = cmd.output().await.with_context(|| format!("failed to run {tool}"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{tool} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        let out = cmd.run().await.with_context(|| format!("failed to run {tool}"))?;
+        Ok(out.checked()?.stdout)
     }
 
     /// `apt-cache show PKG/SUITE`, updating the private index once when it does not know it.

@@ -6,13 +6,14 @@
 //! not report ready or done in time is killed, and its cell is an `error` with the console tail;
 //! no qemu process outlives its cell (it is tracked for Ctrl-C and killed on drop).
 
-pub mod accel;
 pub mod disk;
 pub mod guest;
 pub mod kernel;
 pub mod tools;
 
+use crate::axes::Axis;
 use crate::events::Events;
+use crate::files::remove_tree;
 use crate::plan::CellKey;
 use crate::record::CellRecord;
 use crate::stack::Cache;
@@ -20,7 +21,6 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt as _;
 
@@ -135,7 +135,7 @@ impl Machine {
         let runs = self.vm_dir.join("runs");
         sweep_orphan_runs(&runs);
         let run_dir = runs.join(format!("{}-{}", std::process::id(), sanitize(name)));
-        crate::stack::debian::remove_tree(&run_dir)?;
+        remove_tree(&run_dir)?;
         std::fs::create_dir_all(&run_dir)?;
         let remove = RemoveOnDrop(run_dir.clone());
         let staging = run_dir.join("work");
@@ -143,14 +143,14 @@ impl Machine {
         stage(&staging)?;
         let work_disk = run_dir.join("work.img");
         disk::make_work_disk(&self.tools, &staging, &work_disk).await?;
-        crate::stack::debian::remove_tree(&staging)?;
-        let argv = self.qemu_argv(cgroup, init, &accel::decide().name, &work_disk)?;
+        remove_tree(&staging)?;
+        let argv = self.qemu_argv(cgroup, init, &crate::host::facts().accel.name, &work_disk)?;
         let boot = boot(&self.tools, &argv, console, events, name, total).await?;
         Ok(Booted { boot, work_disk, run_dir, argv, _remove: remove })
     }
 
     fn facts(&self, booted: &Booted, qemu: String) -> BTreeMap<String, String> {
-        let accel = accel::decide();
+        let accel = &crate::host::facts().accel;
         let mut facts = BTreeMap::new();
         facts.insert(
             "vm.kernel_package".into(),
@@ -158,7 +158,7 @@ impl Machine {
         );
         facts.insert("vm.accel".into(), format!("{} ({})", accel.name, accel.why));
         facts.insert("vm.qemu".into(), qemu);
-        facts.insert("vm.command".into(), crate::stack::exec::shell_join(&booted.argv));
+        facts.insert("vm.command".into(), crate::process::shell_join(&booted.argv));
         if let Some(s) = booted.boot.ready_seconds {
             facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
         }
@@ -170,13 +170,14 @@ impl Machine {
 pub async fn run_cell(cell: &VmCell<'_>) -> anyhow::Result<VmRun> {
     let key = cell.key;
     let (rootfs, storage, docker) = (&cell.stack_rootfs, &cell.stack_storage, &cell.stack_docker);
-    let machine = Machine::prepare(cell.cache, cell.events, &key.kernel, &key.stack, rootfs, storage, docker).await?;
+    let (kernel, stack) = (&key[Axis::Kernel], &key[Axis::Stack]);
+    let machine = Machine::prepare(cell.cache, cell.events, kernel, stack, rootfs, storage, docker).await?;
     let console_path = cell.log_dir.join("console.log");
     let booted = machine
         .boot(
             cell.name,
-            &key.cgroup,
-            &key.init,
+            &key[Axis::Cgroup],
+            &key[Axis::Init],
             |dir| stage_work(cell, dir),
             &console_path,
             cell.events,
@@ -235,25 +236,21 @@ fn stage_work(cell: &VmCell<'_>, staging: &Path) -> anyhow::Result<()> {
     std::fs::copy(&binary, staging.join("bin/criu-matrix"))
         .with_context(|| format!("failed to copy {} into the work disk", binary.display()))?;
     for dir in ["scenarios", "images"] {
-        let out = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(cell.project_root.join(dir))
-            .arg(project.join(dir))
-            .output()?;
-        anyhow::ensure!(out.status.success(), "failed to copy {dir}/: {}", String::from_utf8_lossy(&out.stderr));
+        crate::files::copy_dir(&cell.project_root.join(dir), &project.join(dir))
+            .with_context(|| format!("failed to copy {dir}/ into the work disk"))?;
     }
     let key = cell.key;
     let matrix = format!(
         "description: one cell, run inside a criu-matrix VM\nscenarios: [{}]\nengines: [{}]\nruntimes: [{}]\nstacks: [{}]\nkernels: [host]\n",
-        key.scenario, key.engine, key.runtime, key.stack
+        key[Axis::Scenario], key[Axis::Engine], key[Axis::Runtime], key[Axis::Stack]
     );
     std::fs::write(project.join("matrices/guest.yaml"), matrix)?;
-    let identity = guest::Identity {
-        stack: key.stack.clone(),
-        kernel: key.kernel.clone(),
-        cgroup: key.cgroup.clone(),
-        init: key.init.clone(),
-        accel: key.accel.clone(),
+    let identity = crate::host::Identity {
+        stack: key[Axis::Stack].clone(),
+        kernel: key[Axis::Kernel].clone(),
+        cgroup: key[Axis::Cgroup].clone(),
+        init: key[Axis::Init].clone(),
+        accel: key[Axis::Accel].clone(),
     };
     // The run's stress rounds go with the cell (a number: validated when the plan was made).
     let stress_rounds = match crate::scenario::stress_rounds_override()? {
@@ -266,7 +263,7 @@ fn stage_work(cell: &VmCell<'_>, staging: &Path) -> anyhow::Result<()> {
          {stress_rounds}\
          cd /work/project\n\
          /work/bin/criu-matrix run --matrix guest --no-progress\n",
-        env = guest::ENV,
+        env = crate::host::guest::ENV,
         identity = serde_json::to_string(&identity)?,
     );
     std::fs::write(staging.join("guest.sh"), script)?;
@@ -376,13 +373,10 @@ async fn boot(
 ) -> anyhow::Result<Boot> {
     let ready_limit = limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300);
     let started = Instant::now();
-    let mut child =
-        tools.command(argv).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("failed to start qemu")?;
-    let pid = child.id().context("qemu exited at once")?;
-    let _tracked = crate::cleanup::ChildGuard::track(pid);
+    // Its limits are kept here, by the console's deadlines: `total_limit` at the most.
+    let mut qemu = tools.command(argv, total_limit).spawn_piped().context("failed to start qemu")?;
     let mut log = std::fs::File::create(console)?;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut stderr = child.stderr.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(qemu.stdout.take().context("qemu's console is not piped")?).lines();
     let mut tail: std::collections::VecDeque<String> = Default::default();
     let (mut ready, mut done, mut error) = (None, false, None);
     loop {
@@ -413,14 +407,12 @@ async fn boot(
             Ok(Ok(None)) | Ok(Err(_)) => break, // qemu closed the console: it exited
         }
     }
-    // After `done` the guest powers off by itself; anything else is killed now.
-    let exited = if done { tokio::time::timeout(Duration::from_secs(60), child.wait()).await.ok() } else { None };
+    // After `done` the guest powers off by itself; anything else is killed now, with its group.
+    let exited = if done { qemu.wait_for(Duration::from_secs(60)).await } else { None };
     if exited.is_none() {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        qemu.kill().await;
     }
-    let mut err_text = String::new();
-    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut err_text).await;
+    let err_text = qemu.stderr_text().await;
     if !err_text.trim().is_empty() {
         let _ = writeln!(log, "--- qemu stderr ---\n{}", err_text.trim());
     }
@@ -468,7 +460,7 @@ fn sweep_orphan_runs(runs: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if orphan_owner(&name, |pid| Path::new(&format!("/proc/{pid}")).exists()).is_some() {
             tracing::info!("removing VM run directory {} left by a process that is gone", entry.path().display());
-            let _ = crate::stack::debian::remove_tree(&entry.path());
+            let _ = remove_tree(&entry.path());
         }
     }
 }
@@ -481,7 +473,7 @@ fn orphan_owner(name: &str, alive: impl Fn(u32) -> bool) -> Option<u32> {
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = crate::stack::debian::remove_tree(&self.0);
+        let _ = remove_tree(&self.0);
     }
 }
 

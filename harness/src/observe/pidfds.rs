@@ -7,56 +7,10 @@
 //! cannot dump any pidfd (checkpoint-restore/criu#2258); 4.1 and later cannot dump PIDFD_THREAD
 //! ones nor those of a process outside the dumped tree: the record says which case each one is.
 
-use serde::{Deserialize, Serialize};
+use super::probe::Probe;
+use super::proc::{comm, innermost_pid};
+use crate::record::PidfdHolder;
 use std::path::Path;
-
-/// One pidfd held by a process of the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PidfdHolder {
-    /// The holder, as the host sees it, and inside the container.
-    pub pid: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ns_pid: Option<u32>,
-    pub comm: String,
-    pub fd: u32,
-    /// The target as the host sees it: -1 when it has exited, 0 when the host cannot see it.
-    pub target_pid: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_ns_pid: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_comm: Option<String>,
-    /// Whether the target is one of the container's processes (in the tree CRIU dumps).
-    pub target_in_container: bool,
-    /// Opened with PIDFD_THREAD: it refers to a thread, which CRIU does not support.
-    pub thread: bool,
-}
-
-impl PidfdHolder {
-    /// One line: `xfce4-terminal (pid 61, 40 in the container) fd 14 -> bash (pid 75, 54 in the container)`.
-    pub fn describe(&self) -> String {
-        let within = |ns: Option<i64>| ns.map(|n| format!(", {n} in the container")).unwrap_or_default();
-        let target = match (self.target_pid, &self.target_comm) {
-            (-1, _) => "an exited process".to_string(),
-            (0, _) => "a process outside this PID namespace".to_string(),
-            (pid, Some(comm)) => format!("{comm} (pid {pid}{})", within(self.target_ns_pid)),
-            (pid, None) => format!("pid {pid}"),
-        };
-        let mut line = format!(
-            "{} (pid {}{}) fd {} -> {target}",
-            self.comm,
-            self.pid,
-            within(self.ns_pid.map(i64::from)),
-            self.fd
-        );
-        if !self.target_in_container && self.target_pid > 0 {
-            line.push_str(", outside the container");
-        }
-        if self.thread {
-            line.push_str(", PIDFD_THREAD");
-        }
-        line
-    }
-}
 
 /// What a pidfd's fdinfo says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +20,8 @@ pub struct PidfdInfo {
     pub flags: u32,
 }
 
-const O_EXCL_AS_PIDFD_THREAD: u32 = libc::O_EXCL as u32;
+/// PIDFD_THREAD is O_EXCL in the pidfd's flags.
+const O_EXCL_AS_PIDFD_THREAD: u32 = rustix::fs::OFlags::EXCL.bits();
 
 /// Parses a pidfd's fdinfo; `None` when it has no `Pid:` line (not a pidfd).
 pub fn parse_fdinfo(text: &str) -> Option<PidfdInfo> {
@@ -120,15 +75,12 @@ pub fn scan(proc_root: &Path, pids: &[u32]) -> Vec<PidfdHolder> {
     holders
 }
 
-/// A process's command name (`/proc/PID/comm`).
-pub fn comm(proc_root: &Path, pid: u32) -> Option<String> {
-    std::fs::read_to_string(proc_root.join(format!("{pid}/comm"))).ok().map(|c| c.trim_end().to_string())
-}
-
-/// A process's PID in its own (innermost) PID namespace.
-pub fn innermost_pid(proc_root: &Path, pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(proc_root.join(format!("{pid}/status"))).ok()?;
-    super::placement::container_pid(&status)
+impl Probe<'_> {
+    /// The pidfds the container's processes hold now.
+    pub async fn pidfds(&self, name: &str) -> Result<Vec<PidfdHolder>, String> {
+        let pids = self.processes(name).await?;
+        Ok(scan(&self.session.host_path("/proc"), &pids))
+    }
 }
 
 #[cfg(test)]
@@ -157,21 +109,22 @@ mod tests {
     /// its own /proc entry finds it with the child as target.
     #[test]
     fn finds_a_real_pidfd_and_its_target() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        // SAFETY: pidfd_open(2) on our own child; the fd is closed below.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
-        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        let mut child = crate::process::Command::new(["sleep", "30"], std::time::Duration::ZERO).spawn(None).unwrap();
+        // Under the parallel test threads the child is sometimes seen before its exec.
+        let named = || comm(Path::new("/proc"), child.pid).as_deref() == Some("sleep");
+        assert!(crate::process::wait_until(std::time::Duration::from_secs(5), named));
+        let pid = rustix::process::Pid::from_raw(child.pid as i32).unwrap();
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&pidfd);
         let me = std::process::id();
-        let inside = scan(Path::new("/proc"), &[me, child.id()]);
+        let inside = scan(Path::new("/proc"), &[me, child.pid]);
         let outside = scan(Path::new("/proc"), &[me]);
-        // SAFETY: closing the fd opened above.
-        unsafe { libc::close(fd) };
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(pidfd);
+        child.stop("sleep", std::time::Duration::ZERO);
         let ours: Vec<_> = inside.iter().filter(|h| h.fd == fd as u32).collect();
         assert_eq!(ours.len(), 1, "{inside:?}");
         let h = ours[0];
-        assert_eq!((h.pid, h.target_pid), (me, i64::from(child.id())));
+        assert_eq!((h.pid, h.target_pid), (me, i64::from(child.pid)));
         assert_eq!(h.target_comm.as_deref(), Some("sleep"));
         assert!(h.target_in_container && !h.thread, "{h:?}");
         let theirs = outside.iter().find(|h| h.fd == fd as u32).unwrap();

@@ -1,15 +1,17 @@
-//! What a cell sets up in the stack around its container (see `scenario::surroundings`): CRIU
-//! configuration files (`criu_config`), a directory of its own, and services started from it. Dropping the
-//! value undoes it all, newest first (services are stopped by their PID); so does an interrupt.
+//! What a cell sets up in the stack around its container (what `scenario::stack_needs` asks
+//! for): CRIU configuration files (`criu_config`), a directory of its own, and services started
+//! from it. Dropping the value undoes it all, newest first (services are stopped by their PID);
+//! so does an interrupt.
 
 use super::criu_config;
-use super::POLL;
 use crate::cleanup::{self, Guard};
 use crate::engine::BindMount;
-use crate::scenario::surroundings::in_cell_dir;
+use crate::observe::POLL;
+use crate::process::{shell_join, Transcript};
+use crate::scenario::stack_needs::in_cell_dir;
 use crate::scenario::{Scenario, ServiceSpec};
-use crate::stack::exec::{log_tail, shell_join, stop_child};
-use crate::stack::{Session, Transcript};
+use crate::stack::exec::log_tail;
+use crate::stack::Session;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ const CELL_DIRS: &str = "/run/criu-matrix";
 /// How long a service gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-pub struct Surroundings {
+pub struct StackSetup {
     /// The bind mounts of the container, with `{dir}` replaced.
     pub mounts: Vec<BindMount>,
     /// How a person undoes it by hand, in order (for the reproducer).
@@ -31,7 +33,7 @@ pub struct Surroundings {
     guards: Vec<Guard>,
 }
 
-impl Drop for Surroundings {
+impl Drop for StackSetup {
     fn drop(&mut self) {
         while let Some(guard) = self.guards.pop() {
             guard.run();
@@ -45,7 +47,7 @@ fn cell_dir() -> String {
     format!("{CELL_DIRS}/{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
-/// Sets up the cell's surroundings; on an error, what was set up so far is undone.
+/// Sets up what the cell needs in the stack; on an error, what was set up so far is undone.
 /// `image_dir` holds the files services copy; `log_dir` receives each service's output.
 pub async fn prepare(
     session: &Session,
@@ -53,8 +55,8 @@ pub async fn prepare(
     image_dir: &Path,
     log_dir: &Path,
     transcript: &Transcript,
-) -> Result<Surroundings, String> {
-    let mut made = Surroundings { mounts: Vec::new(), teardown: Vec::new(), guards: Vec::new() };
+) -> Result<StackSetup, String> {
+    let mut made = StackSetup { mounts: Vec::new(), teardown: Vec::new(), guards: Vec::new() };
     let root = session.host_path("/");
     criu_config::remove_leftovers(&root);
     for config in &scenario.criu_config {
@@ -94,7 +96,7 @@ async fn start_service(
     image_dir: &Path,
     log_dir: &Path,
     transcript: &Transcript,
-    made: &mut Surroundings,
+    made: &mut StackSetup,
 ) -> Result<(), String> {
     let name = &service.name.value;
     for file in &service.files {
@@ -113,13 +115,15 @@ async fn start_service(
     let argv: Vec<String> = service.args.value.iter().map(|a| in_cell_dir(a, dir)).collect();
     let log_path = log_dir.join(format!("service-{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
-    let child = session.entry().spawn(&argv, log).map_err(|e| format!("failed to start service {name}: {e}"))?;
-    let pid = child.id();
-    let child = Arc::new(Mutex::new(Some(child)));
+    let child = session.entry().spawn(&argv, log).map_err(|e| format!("failed to start service {name}: {e:#}"))?;
+    let pid = child.pid;
+    let child = Arc::new(Mutex::new(child));
     let owned = child.clone();
     let label = format!("stop service {name} (pid {pid})");
     let what = format!("service {name}");
-    made.guards.push(cleanup::on_cleanup(label, move || stop_child(&owned, &what, STOP_GRACE)));
+    made.guards.push(cleanup::on_cleanup(label, move || {
+        owned.lock().unwrap_or_else(|p| p.into_inner()).stop(&what, STOP_GRACE)
+    }));
     let variable = format!("service_{}", name.replace('-', "_"));
     transcript.push_equivalent(
         &format!("start service {name} in the stack (pid {pid} here)"),
@@ -138,7 +142,7 @@ async fn start_service(
         if ready_on_host.exists() {
             return Ok(());
         }
-        let exited = child.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let exited = child.lock().unwrap_or_else(|p| p.into_inner()).exited();
         let why = match exited {
             Some(status) => format!("exited ({status})"),
             None if started.elapsed() > service.ready.timeout => {
@@ -163,16 +167,5 @@ mod tests {
         assert_ne!(a, b);
         // Room for a socket name within sun_path's 108 bytes.
         assert!(a.len() < 40, "{a}");
-    }
-
-    #[test]
-    fn a_service_is_stopped_and_reaped() {
-        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        let pid = child.id();
-        let slot = Mutex::new(Some(child));
-        stop_child(&slot, "sleep", STOP_GRACE);
-        assert!(slot.lock().unwrap().is_none());
-        // Reaped: no /proc entry, not even a zombie.
-        assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }
 }

@@ -3,7 +3,8 @@
 //! `cgroup.freeze` at 1). The harness reads it, records what it found, and thaws it, so the
 //! next round (and the removal of the container) finds running tasks.
 
-use super::placement::parse_cgroup_file;
+use super::probe::Probe;
+use super::proc::parse_cgroup_file;
 use std::path::{Path, PathBuf};
 
 /// The freezer control of the cgroup a process is in, as the host sees it.
@@ -81,6 +82,17 @@ pub fn thaw_on_cleanup(control: Control) -> crate::cleanup::Guard {
             tracing::warn!("the container's freezer was left {found} ({control:?})");
         }
     })
+}
+
+impl Probe<'_> {
+    /// The freezer of the container's cgroup (that of its first process).
+    pub async fn freezer(&self, name: &str) -> Result<Control, String> {
+        let pid = self.pid(name).await?;
+        let text = std::fs::read_to_string(self.session.host_path(&format!("/proc/{pid}/cgroup")))
+            .map_err(|e| format!("failed to read the cgroups of {name}: {e}"))?;
+        control(&self.session.host_path("/sys/fs/cgroup"), &text)
+            .ok_or_else(|| format!("no freezer found for {name} in {text:?}"))
+    }
 }
 
 #[cfg(test)]

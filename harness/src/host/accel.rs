@@ -10,15 +10,10 @@ pub struct Accel {
     pub why: String,
 }
 
-/// Probes once per process: `CRIU_MATRIX_ACCEL` (`kvm`/`tcg`) wins; else KVM needs an openable
-/// /dev/kvm that is not PVM. PVM (`kvm_pvm` loaded, as on Firecracker-style hosts) hangs stock
-/// Debian kernels at boot, so it counts as no KVM.
-pub fn decide() -> Accel {
-    static DECIDED: std::sync::OnceLock<Accel> = std::sync::OnceLock::new();
-    DECIDED.get_or_init(probe).clone()
-}
-
-fn probe() -> Accel {
+/// `CRIU_MATRIX_ACCEL` (`kvm`/`tcg`) wins; else KVM needs an openable /dev/kvm that is not PVM.
+/// PVM (`kvm_pvm` loaded, as on Firecracker-style hosts) hangs stock Debian kernels at boot, so
+/// it counts as no KVM. Read through [`super::facts`], which probes once per process.
+pub(super) fn probe() -> Accel {
     let tcg = |why: String| Accel { name: "tcg".into(), why };
     if let Ok(forced) = std::env::var("CRIU_MATRIX_ACCEL") {
         return Accel { name: forced.clone(), why: format!("CRIU_MATRIX_ACCEL={forced}") };

@@ -2,7 +2,7 @@
 //! run again) joined into one new run directory, with each cell's logs and reproducer copied
 //! along, and every report written for the whole.
 
-use super::{read_cells, CellRecord, RunDir};
+use crate::record::{read_cells, CellRecord, RunDir};
 use std::path::{Path, PathBuf};
 
 /// Joins `inputs` (run directories) into a new run under `results/runs/`. Records keep the order
@@ -17,7 +17,7 @@ pub fn merge(results: &Path, inputs: &[PathBuf]) -> anyhow::Result<(RunDir, Vec<
                 let from = input.join(logs);
                 if from.is_dir() {
                     let to = run.cell_dir(&record.name)?;
-                    crate::image::copy_dir(&from, &to)
+                    crate::files::copy_dir(&from, &to)
                         .map_err(|e| anyhow::anyhow!("failed to copy {}: {e}", from.display()))?;
                     let moved = run.relative(&to);
                     record.reproducer = record.reproducer.as_ref().map(|r| r.replacen(logs.as_str(), &moved, 1));
@@ -28,14 +28,14 @@ pub fn merge(results: &Path, inputs: &[PathBuf]) -> anyhow::Result<(RunDir, Vec<
         }
     }
     let records = read_cells(&run.dir)?;
-    crate::report::write(&run.dir, &records)?;
+    super::write(&run.dir, &records)?;
     Ok((run, records))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Verdict;
+    use crate::record::Verdict;
 
     fn shard(results: &Path, records: &[CellRecord]) -> PathBuf {
         let run = RunDir::create(results).unwrap();
@@ -53,8 +53,8 @@ mod tests {
     #[test]
     fn merged_shards_keep_every_record_and_its_files() {
         let results = tempfile::tempdir().unwrap();
-        let a = crate::report::tests::record("a", "crun", "trixie", Verdict::Pass);
-        let b = crate::report::tests::record("b", "runc", "trixie", Verdict::Reproduced);
+        let a = crate::record::testing::record("a", "crun", "trixie", Verdict::Pass);
+        let b = crate::record::testing::record("b", "runc", "trixie", Verdict::Reproduced);
         let first = shard(results.path(), std::slice::from_ref(&a));
         let second = shard(results.path(), &[b.clone(), a.clone()]);
         let (run, records) = merge(results.path(), &[first, second]).unwrap();

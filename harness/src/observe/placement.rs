@@ -9,77 +9,9 @@
 //! process. Only the hierarchies the stack uses are judged (every v1 hierarchy, or the v2 one);
 //! every line is recorded.
 
-use super::verify::Probe;
-use crate::engine::Engine;
-use serde::{Deserialize, Serialize};
-
-/// Where every process of a container was, as recorded with a round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Placement {
-    /// The container's cgroup, as a path under the cgroup root of each judged hierarchy.
-    pub container_cgroup: String,
-    /// Where `container_cgroup` came from: `engine` (the OCI config) or `first process`.
-    pub source: String,
-    /// The hierarchies judged: `v1` (every numbered v1 hierarchy) or `v2` (the unified one).
-    pub judged: String,
-    pub processes: Vec<ProcessPlacement>,
-}
-
-/// One process and its cgroups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessPlacement {
-    /// The PID as the host (and the stack, and CRIU's log) sees it.
-    pub pid: u32,
-    /// The PID inside the container's PID namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_pid: Option<u32>,
-    pub comm: String,
-    /// The lines of `/proc/PID/cgroup`, as read.
-    pub cgroups: Vec<String>,
-    /// Whether every judged line is the container's cgroup or below it.
-    pub inside: bool,
-}
-
-impl Placement {
-    pub fn outside(&self) -> impl Iterator<Item = &ProcessPlacement> {
-        self.processes.iter().filter(|p| !p.inside)
-    }
-
-    /// One line per process outside the container's cgroup, for a verification failure.
-    pub fn describe_outside(&self) -> String {
-        let lines: Vec<String> =
-            self.outside().map(|p| format!("  pid {} ({}): {}", p.pid, p.comm, p.cgroups.join(" "))).collect();
-        format!(
-            "{} of {} processes are outside the container's cgroup {} ({} hierarchies, from the {}):\n{}",
-            lines.len(),
-            self.processes.len(),
-            self.container_cgroup,
-            self.judged,
-            self.source,
-            lines.join("\n")
-        )
-    }
-}
-
-/// One line of `/proc/PID/cgroup`: `ID:CONTROLLERS:PATH`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupLine {
-    pub hierarchy: u32,
-    pub controllers: String,
-    pub path: String,
-}
-
-pub fn parse_cgroup_file(text: &str) -> Vec<CgroupLine> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let hierarchy = parts.next()?.parse().ok()?;
-            let controllers = parts.next()?.to_string();
-            let path = parts.next()?.to_string();
-            Some(CgroupLine { hierarchy, controllers, path })
-        })
-        .collect()
-}
+use super::probe::Probe;
+use super::proc::{container_pid, parse_cgroup_file, CgroupLine};
+use crate::record::{Placement, ProcessPlacement};
 
 /// The lines that count in a stack with this cgroup version: hierarchy 0 is cgroup v2; on a v1
 /// (or hybrid) stack it is the hidden unified hierarchy and is only recorded.
@@ -91,29 +23,6 @@ pub fn judged(lines: &[CgroupLine], cgroup_version: &str) -> Vec<CgroupLine> {
 pub fn is_inside(path: &str, container: &str) -> bool {
     let container = container.trim_end_matches('/');
     container.is_empty() || path == container || path.strip_prefix(container).is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// An OCI `linux.cgroupsPath` as a path under the cgroup root. The systemd form
-/// `SLICE:PREFIX:NAME` names the scope `PREFIX-NAME.scope` in SLICE, whose parents come from its
-/// dashes (`a-b.slice` is `/a.slice/a-b.slice`), as systemd lays slices out.
-pub fn cgroups_path_on_disk(spec: &str) -> String {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let [slice, prefix, name] = parts[..] else {
-        return spec.to_string();
-    };
-    let slice = if slice.is_empty() { "system.slice" } else { slice };
-    let mut path = String::new();
-    if slice != "-.slice" {
-        let stem = slice.trim_end_matches(".slice");
-        let pieces: Vec<&str> = stem.split('-').collect();
-        for i in 1..=pieces.len() {
-            path.push('/');
-            path.push_str(&pieces[..i].join("-"));
-            path.push_str(".slice");
-        }
-    }
-    let scope = if prefix.is_empty() { format!("{name}.scope") } else { format!("{prefix}-{name}.scope") };
-    format!("{path}/{scope}")
 }
 
 /// Judges one process's cgroup lines against the container's cgroup.
@@ -128,12 +37,7 @@ pub fn cgroup_of_first_process(lines: &[CgroupLine], cgroup_version: &str) -> Op
     judged(lines, cgroup_version).into_iter().map(|l| l.path).max_by_key(|p| p.len())
 }
 
-/// The PID in the innermost PID namespace, from the `NSpid:` line of `/proc/PID/status`.
-pub fn container_pid(status: &str) -> Option<u32> {
-    status.lines().find_map(|l| l.strip_prefix("NSpid:"))?.split_whitespace().last()?.parse().ok()
-}
-
-impl<E: Engine> Probe<'_, E> {
+impl Probe<'_> {
     /// Where every process of the container is, judged against the container's cgroup.
     pub async fn placement(&self, name: &str, cgroup_version: &str) -> Result<Placement, String> {
         let first = self.pid(name).await?;
@@ -208,16 +112,6 @@ mod tests {
         assert_eq!(is_inside(path, container), inside);
     }
 
-    #[rstest]
-    #[case("machine.slice:libpod:abc", "/machine.slice/libpod-abc.scope")]
-    #[case("user-1000.slice:libpod:abc", "/user.slice/user-1000.slice/libpod-abc.scope")]
-    #[case(":crun:abc", "/system.slice/crun-abc.scope")]
-    #[case("-.slice:libpod:abc", "/libpod-abc.scope")]
-    #[case("/libpod_parent/libpod-abc", "/libpod_parent/libpod-abc")]
-    fn oci_cgroups_paths_become_paths_on_disk(#[case] spec: &str, #[case] path: &str) {
-        assert_eq!(cgroups_path_on_disk(spec), path);
-    }
-
     #[test]
     fn a_process_with_no_judged_line_is_not_inside() {
         let lines = parse_cgroup_file("0::/x\n");
@@ -228,12 +122,6 @@ mod tests {
     fn the_first_process_gives_its_deepest_cgroup() {
         let lines = parse_cgroup_file("3:cpuset:/\n6:freezer:/libpod_parent/libpod-abc\n0::/elsewhere/deeper/still\n");
         assert_eq!(cgroup_of_first_process(&lines, "v1").as_deref(), Some("/libpod_parent/libpod-abc"));
-    }
-
-    #[test]
-    fn reads_the_innermost_pid() {
-        assert_eq!(container_pid("Name:\tjava\nNSpid:\t4242\t7\n"), Some(7));
-        assert_eq!(container_pid("Name:\tjava\n"), None);
     }
 
     #[test]
