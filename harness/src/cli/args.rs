@@ -24,6 +24,24 @@ impl PlanArgs {
     pub fn filter(&self) -> Filter {
         Filter { axes: self.axes.0.clone(), name: self.filter.clone() }
     }
+
+    /// The plan, or the reason there is none printed and exit 2 (nothing runs).
+    pub fn plan_or_exit(&self, project: &crate::project::Project) -> Result<Vec<crate::plan::Cell>, std::process::ExitCode> {
+        match crate::plan::load_plan(project, &self.matrix, &self.filter(), crate::host::facts()) {
+            Ok(cells) => Ok(self.shard.select(cells)),
+            Err(crate::plan::PlanError::Scenarios(errors)) => {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("{} malformed scenario file(s); nothing was run", errors.len());
+                Err(std::process::ExitCode::from(2))
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(std::process::ExitCode::from(2))
+            }
+        }
+    }
 }
 
 /// `--scenario`, `--engine`, `--runtime`, `--stack`, `--kernel`, `--cgroup`, `--init` and

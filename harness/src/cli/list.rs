@@ -9,7 +9,7 @@ use crate::stack::{self, Cache, CellView, StackFacts};
 use std::process::ExitCode;
 
 pub async fn list(project: &Project, args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let cells = match super::plan_or_exit(project, args) {
+    let cells = match args.plan_or_exit(project) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

@@ -79,20 +79,3 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The plan of `args`, or the reason there is none printed and exit 2 (nothing runs).
-fn plan_or_exit(project: &crate::project::Project, args: &PlanArgs) -> Result<Vec<crate::plan::Cell>, ExitCode> {
-    match crate::plan::load_plan(project, &args.matrix, &args.filter(), crate::host::facts()) {
-        Ok(cells) => Ok(args.shard.select(cells)),
-        Err(crate::plan::PlanError::Scenarios(errors)) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{} malformed scenario file(s); nothing was run", errors.len());
-            Err(ExitCode::from(2))
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitCode::from(2))
-        }
-    }
-}

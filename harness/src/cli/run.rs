@@ -24,7 +24,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(project: Project, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let cells = match super::plan_or_exit(&project, &args.plan) {
+    let cells = match args.plan.plan_or_exit(&project) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

@@ -8,10 +8,10 @@
 //! Docker passes no CRIU options: what a scenario asks for beyond that (`--tcp-established`)
 //! cannot reach CRIU from here, except through a CRIU configuration file the runtime reads.
 
-use super::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
+use super::interface::{CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
 use crate::scenario::Network;
 use crate::process::{shell_join, Output, Transcript};
-use crate::stack::namespace::LABEL;
+use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
@@ -540,7 +540,7 @@ impl Engine for Docker {
         crate::stack::dockerd::api::remove_blocking(&self.client, names)
     }
 
-    fn remover(&self) -> super::Remover {
+    fn remover(&self) -> Remover {
         let client = self.client.clone();
         Arc::new(move |names: &[String]| crate::stack::dockerd::api::remove_blocking(&client, names))
     }
@@ -581,7 +581,7 @@ mod tests {
             args: vec!["/bin/sh".into(), "-c".into(), "x".into()],
             labels: vec!["criu-matrix.cell=x".into()],
             annotations: [("org.criu.config".to_string(), "/etc/criu/x.conf".to_string())].into(),
-            mounts: vec![super::super::BindMount { source: "/s".into(), target: "/t".into() }],
+            mounts: vec![super::super::interface::BindMount { source: "/s".into(), target: "/t".into() }],
         };
         let line = shell_join(&r.cli_words(&[]));
         assert_eq!(

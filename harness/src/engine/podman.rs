@@ -1,7 +1,7 @@
 //! podman, driven through its CLI (its Docker-compatible API has no checkpoint endpoints), with
 //! JSON output where it has it.
 
-use super::{numeric_fields, CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
+use super::interface::{numeric_fields, CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
 use crate::process::{shell_join, Output, Transcript};
 use crate::stack::exec::{self, Entry};
 use std::path::{Path, PathBuf};
@@ -266,7 +266,7 @@ impl Engine for Podman {
         crate::stack::containers::remove_podman(&self.entry, names)
     }
 
-    fn remover(&self) -> super::Remover {
+    fn remover(&self) -> Remover {
         let entry = self.entry.clone();
         std::sync::Arc::new(move |names: &[String]| crate::stack::containers::remove_podman(&entry, names))
     }

@@ -1,7 +1,7 @@
 //! Progress bars for `criu-matrix run` on a terminal: one bar for the cells, one spinner for the
 //! long work under way (provisioning, image builds, the current step of a cell).
 
-use super::{Event, Reporter};
+use super::stream::{Event, Reporter};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::sync::Mutex;
 use std::time::Duration;

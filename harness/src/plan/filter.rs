@@ -1,6 +1,6 @@
 //! Restricting a plan: values per axis (from the axes table) and a substring of the cell name.
 
-use super::CellKey;
+use super::key::CellKey;
 use crate::axes::Axis;
 use std::collections::BTreeMap;
 

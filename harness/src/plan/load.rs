@@ -1,6 +1,8 @@
 //! A plan from the project's files: every scenario validated, then a named matrix expanded.
 
-use super::{Cell, Filter};
+use super::expand::{expand, Cell};
+use super::filter::Filter;
+use super::matrix::load_matrix;
 use crate::host::HostFacts;
 use crate::project::Project;
 use crate::scenario::{Scenario, ScenarioError};
@@ -26,6 +28,6 @@ pub fn load_scenarios(project: &Project) -> Result<Vec<Scenario>, PlanError> {
 pub fn load_plan(project: &Project, matrix: &str, filter: &Filter, host: &HostFacts) -> Result<Vec<Cell>, PlanError> {
     filter.check().map_err(|e| PlanError::Other(anyhow::anyhow!("{e}")))?;
     let scenarios = load_scenarios(project)?;
-    let matrix = super::load_matrix(&project.matrices(), matrix).map_err(PlanError::Other)?;
-    super::expand(&matrix, &scenarios, filter, host).map_err(PlanError::Other)
+    let matrix = load_matrix(&project.matrices(), matrix).map_err(PlanError::Other)?;
+    expand(&matrix, &scenarios, filter, host).map_err(PlanError::Other)
 }

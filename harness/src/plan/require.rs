@@ -3,7 +3,7 @@
 //! `tool=chromium` names a tool a test needs besides the cells (the HTML page check): its test
 //! then fails instead of skipping when the tool cannot be provisioned.
 
-use super::CellKey;
+use super::key::CellKey;
 use crate::axes::Axis;
 
 const TOOL: &str = "tool";

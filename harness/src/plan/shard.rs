@@ -5,7 +5,7 @@
 //! target, then scenario): a shard then enters few stacks and builds few images, where
 //! round-robin would make every shard provision everything. Sizes differ by one at most.
 
-use super::Cell;
+use super::expand::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

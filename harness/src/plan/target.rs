@@ -1,7 +1,7 @@
 //! Where a cell runs: the host kernel as it is, or a Debian kernel booted in a VM with a chosen
 //! cgroup layout and PID 1. These are the `kernel`, `cgroup`, `init` and `accel` axes.
 
-use super::Part;
+use super::matrix::Part;
 use crate::axes::Axis;
 use crate::host::HostFacts;
 

@@ -376,6 +376,17 @@ impl Service {
     }
 }
 
+impl Service {
+    /// SIGKILL to its whole group at once, then reaped: for a program with nothing to clean up
+    /// (a namespace holder's `sleep infinity`).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop("a service", Duration::from_secs(10));

@@ -1,7 +1,7 @@
 //! The commands of one cell, kept as plain CLI commands (what a person would type inside the
 //! stack), which become its reproducer.
 
-use super::Output;
+use super::output::Output;
 use serde::Serialize;
 use std::sync::Mutex;
 

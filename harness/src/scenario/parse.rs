@@ -1,34 +1,14 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
 use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
-use super::{Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, VERSIONED_TOOLS};
+use super::error::ScenarioError;
+use super::validated::{Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, VERSIONED_TOOLS};
 use crate::axes::Axis;
 use crate::rate::RateBound;
 use crate::version::Range;
 use regex::Regex;
 use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
-
-/// A scenario file that cannot be used, and where.
-#[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
-pub struct ScenarioError {
-    pub file: PathBuf,
-    pub line: u64,
-    pub column: u64,
-    pub message: String,
-}
-
-impl ScenarioError {
-    pub(super) fn at<T>(file: &Path, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
-        ScenarioError {
-            file: file.to_path_buf(),
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Parses and validates one scenario. `images_dir` is where its image directory must exist.
 pub fn parse_scenario(file: &Path, text: &str, images_dir: &Path) -> Result<Scenario, ScenarioError> {

@@ -6,8 +6,8 @@
 //! Each cell has a directory of its own in the stack; `{dir}` in a service's arguments, its
 //! ready file and a mount's source stands for it, so two cells never share a socket.
 
-use super::model::duration_text;
-use super::ScenarioError;
+use super::duration::duration_text;
+use super::error::ScenarioError;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, BTreeSet};

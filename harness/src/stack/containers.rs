@@ -6,6 +6,9 @@ use super::exec::Entry;
 use std::path::Path;
 use std::time::Duration;
 
+/// The label every container the harness creates carries.
+pub const LABEL: &str = "criu-matrix";
+
 /// The limit of each podman command of a removal: `rm --force --time 0` kills at once, so this
 /// is only reached when podman itself hangs.
 pub const PODMAN_LIMIT: Duration = Duration::from_secs(120);

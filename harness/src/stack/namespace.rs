@@ -10,6 +10,7 @@
 //! containers through podman, then ends any process still in the namespace by PID, then the
 //! holder. A state file lets the next run do the same for a run that was killed outright.
 
+use super::containers::LABEL;
 use super::exec::Entry;
 use crate::cleanup::{self, Guard};
 use crate::process::{self, Service};
@@ -20,8 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The label every container the harness creates carries.
-pub const LABEL: &str = "criu-matrix";
 
 /// The setup the holder runs before waiting: also printed into reproducers, so a person can enter
 /// the same stack by hand. `$1` is the rootfs, `$2` podman's storage directory, `$3` docker's data
@@ -149,7 +148,7 @@ pub async fn enter(
 /// Removes every container the harness labelled, through the stack's own podman (and its
 /// dockerd, when one still answers: a run killed outright leaves it running).
 pub fn remove_containers(entry: &Entry, holder: u32) {
-    let socket = PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::DaemonPaths::standard().socket));
+    let socket = PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::daemon::DaemonPaths::standard().socket));
     super::dockerd::api::remove_labelled_at(&socket);
     remove_podman_containers(entry);
 }
@@ -194,7 +193,7 @@ fn end_namespace_processes(mnt_ns: &str, keep: Option<u32>) {
 
 fn stop_holder(holder: &Mutex<Service>) {
     // `sleep infinity` has nothing to clean up: no grace.
-    holder.lock().unwrap_or_else(|p| p.into_inner()).stop("the stack holder", Duration::ZERO);
+    holder.lock().unwrap_or_else(|p| p.into_inner()).kill();
 }
 
 /// Tears down what a run killed with SIGKILL left: its holder if alive, its containers, and any

@@ -4,7 +4,7 @@
 //! dockerd through `engine::docker`.
 
 use crate::process::Service;
-use crate::stack::namespace::LABEL;
+use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

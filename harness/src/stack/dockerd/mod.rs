@@ -2,7 +2,7 @@
 //! system one) kept apart from the API client the harness's housekeeping uses (`api`).
 
 pub mod api;
-mod daemon;
+pub mod daemon;
 
 pub use api::DockerFacts;
 pub use daemon::{start, Daemon, DaemonPaths};
