@@ -310,7 +310,9 @@ mod tests {
     fn every_rebuilt_stack_is_made_of_a_suite_another_stack_has() {
         for stack in STACKS {
             if let StackSource::Rebuilt { suite, .. } = stack.source {
-                assert!(STACKS.iter().any(|s| matches!(s.source, StackSource::Debian { suite: s2, .. } if s2 == suite)));
+                assert!(STACKS
+                    .iter()
+                    .any(|s| matches!(s.source, StackSource::Debian { suite: s2, .. } if s2 == suite)));
             }
         }
     }

@@ -18,21 +18,21 @@ pub mod version;
 // This machine, probed once.
 pub mod host;
 // scenario -> plan -> the record every later stage fills in.
-pub mod scenario;
+pub mod events;
 pub mod plan;
 pub mod record;
-pub mod events;
+pub mod scenario;
 // Where cells run and what they run.
-pub mod stack;
 pub mod engine;
+pub mod execute;
 pub mod image;
 pub mod observe;
-pub mod execute;
+pub mod stack;
 pub mod verdict;
 pub mod vm;
 // After the cells: reports, the run that drives everything, comparisons, bug reports.
-pub mod report;
-pub mod run;
-pub mod compare;
 pub mod bugreport;
 pub mod cli;
+pub mod compare;
+pub mod report;
+pub mod run;

@@ -9,7 +9,6 @@ pub fn one_line(text: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

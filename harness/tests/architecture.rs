@@ -9,16 +9,23 @@
 //! An import is any path the code names: `use` items, paths in expressions and types, and
 //! `crate::…`/`super::…` paths inside macro calls (`format!`, `anyhow::bail!`).
 
+use quote::ToTokens;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use quote::ToTokens;
 use syn::visit::Visit;
 
 /// The top-level modules in pipeline order: each may use only those before it. Where the code
 /// map of ARCHITECTURE.md says why each sits where it does.
 const PIPELINE: &[&str] = &[
     // Foundations: no module of the harness below them.
-    "axes", "text", "version", "rate", "cleanup", "process", "files", "project",
+    "axes",
+    "text",
+    "version",
+    "rate",
+    "cleanup",
+    "process",
+    "files",
+    "project",
     // This machine, probed once, before planning.
     "host",
     "scenario",
@@ -130,7 +137,11 @@ impl Imports<'_> {
     fn record(&mut self, segments: Vec<String>) {
         let test = *self.in_test.last().expect("a scope");
         let joined = segments.join("::");
-        if !test && (joined.starts_with("std::process::Command") || joined.starts_with("tokio::process::Command") || joined.starts_with("process_wrap")) {
+        if !test
+            && (joined.starts_with("std::process::Command")
+                || joined.starts_with("tokio::process::Command")
+                || joined.starts_with("process_wrap"))
+        {
             self.commands.push(format!("{}: {joined}", self.file.display()));
         }
         if let Some(path) = self.resolve(&segments) {
@@ -397,8 +408,7 @@ fn no_file_imports_itself_through_others() {
 #[test]
 fn external_programs_start_only_in_the_process_module() {
     let graph = graph();
-    let outside: Vec<&String> =
-        graph.commands.iter().filter(|c| !c.contains("/src/process/")).collect();
+    let outside: Vec<&String> = graph.commands.iter().filter(|c| !c.contains("/src/process/")).collect();
     assert!(outside.is_empty(), "commands built outside `process` (no time limit, no process group):\n{outside:#?}");
 }
 
@@ -406,7 +416,9 @@ fn external_programs_start_only_in_the_process_module() {
 /// other, are found.
 #[test]
 fn the_checks_see_a_violation_when_there_is_one() {
-    let file = syn::parse_file("use crate::run::Runner;\nfn f() { crate::cli::main(); format!(\"{}\", crate::report::x()); }").unwrap();
+    let file =
+        syn::parse_file("use crate::run::Runner;\nfn f() { crate::cli::main(); format!(\"{}\", crate::report::x()); }")
+            .unwrap();
     let mut imports = Imports {
         scope: vec![vec!["stack".into(), "exec".into()]],
         children: vec![BTreeSet::new()],

@@ -72,7 +72,8 @@ fn main() {
                     let cache = Cache::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
                     let events = Events::new(vec![Arc::new(LineReporter)]);
                     let host = criu_matrix::host::facts();
-                    *guard = Some(Runner::new(project, cache, events, host).map_err(|e| Failed::from(format!("{e:#}")))?);
+                    *guard =
+                        Some(Runner::new(project, cache, events, host).map_err(|e| Failed::from(format!("{e:#}")))?);
                 }
                 let record = runtime.block_on(guard.as_mut().expect("made above").run_cell(&cell));
                 let evidence = || {
@@ -149,16 +150,10 @@ fn main() {
 
 /// Live (non-zombie) processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
-            let field = |name: &str| {
-                status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
-            };
-            field("PPid:") == pid.to_string() && !field("State:").starts_with('Z')
-        })
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| s.ppid == pid as i32 && s.state != 'Z')
+        .map(|s| s.pid as u32)
         .collect()
 }

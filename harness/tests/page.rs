@@ -8,9 +8,9 @@
 //! unless `CRIU_MATRIX_REQUIRE` has `tool=chromium` (CI's), which makes that a failure.
 
 use criu_matrix::plan::Required;
+use criu_matrix::record::Verdict;
 use criu_matrix::report::browser;
 use criu_matrix::stack::Cache;
-use criu_matrix::record::Verdict;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::path::Path;
 

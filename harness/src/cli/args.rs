@@ -26,7 +26,10 @@ impl PlanArgs {
     }
 
     /// The plan, or the reason there is none printed and exit 2 (nothing runs).
-    pub fn plan_or_exit(&self, project: &crate::project::Project) -> Result<Vec<crate::plan::Cell>, std::process::ExitCode> {
+    pub fn plan_or_exit(
+        &self,
+        project: &crate::project::Project,
+    ) -> Result<Vec<crate::plan::Cell>, std::process::ExitCode> {
         match crate::plan::load_plan(project, &self.matrix, &self.filter(), crate::host::facts()) {
             Ok(cells) => Ok(self.shard.select(cells)),
             Err(crate::plan::PlanError::Scenarios(errors)) => {
@@ -76,7 +79,9 @@ impl clap::Args for AxisFilters {
             };
             let help = match axis {
                 Axis::Scenario => "Only this scenario (its id); repeatable".to_string(),
-                a if a.chosen_for_vms_only() => format!("Only VM cells with this {a} (host-kernel cells have the host's); repeatable"),
+                a if a.chosen_for_vms_only() => {
+                    format!("Only VM cells with this {a} (host-kernel cells have the host's); repeatable")
+                }
                 a => format!("Only cells with this {a}; repeatable"),
             };
             cmd.arg(arg.help(help))

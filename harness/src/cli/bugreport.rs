@@ -54,17 +54,14 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
     if args.verify {
         let signature = match &args.signature {
             Some(s) => regex::Regex::new(s).map_err(|e| anyhow::anyhow!("--signature is not a valid regex: {e}"))?,
-            None => {
-                crate::bugreport::matched_clause(scenario, record).and_then(|c| c.signature.clone()).ok_or_else(
-                    || anyhow::anyhow!("the cell matched no expected signature: give one with --signature REGEX"),
-                )?
-            }
+            None => crate::bugreport::matched_clause(scenario, record).and_then(|c| c.signature.clone()).ok_or_else(
+                || anyhow::anyhow!("the cell matched no expected signature: give one with --signature REGEX"),
+            )?,
         };
         let script = script.as_ref().ok_or_else(|| anyhow::anyhow!("the cell has no reproducer to verify"))?;
         let events = Events::new(vec![Arc::new(LineReporter)]);
         let cache = Cache::from_env()?;
-        let v =
-            crate::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
+        let v = crate::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
         let dir = run.join(record.logs.as_deref().unwrap_or("."));
         std::fs::write(dir.join("reproduce.verify.log"), &v.output)?;
         eprintln!("{}", v.summary());
@@ -85,4 +82,3 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
         _ => ExitCode::SUCCESS,
     })
 }
-

@@ -78,4 +78,3 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::doctor(&args).await,
     }
 }
-

@@ -54,8 +54,7 @@ pub async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<Exit
     };
     let cache = Cache::from_env()?;
     let events = Events::new(vec![Arc::new(LineReporter)]);
-    let browser =
-        events.timed("chromium", "chromium tools rootfs", crate::report::browser::ensure(&cache)).await?;
+    let browser = events.timed("chromium", "chromium tools rootfs", crate::report::browser::ensure(&cache)).await?;
     println!("{}", browser.version().await?);
     let rendered = browser.render(&page, &format!("cell={cell}"), Some((png, size))).await?;
     let check = crate::report::browser::check_dom(&rendered.dom, &records, &cell);
@@ -76,4 +75,3 @@ chromium said:
         }
     }
 }
-

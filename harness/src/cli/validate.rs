@@ -17,7 +17,8 @@ pub fn validate(project: &Project) -> anyhow::Result<ExitCode> {
     let names = crate::plan::known_matrices(&project.matrices());
     for name in &names {
         let matrix = crate::plan::load_matrix(&project.matrices(), name);
-        let expanded = matrix.and_then(|m| crate::plan::expand(&m, &scenarios, &Filter::default(), crate::host::facts()));
+        let expanded =
+            matrix.and_then(|m| crate::plan::expand(&m, &scenarios, &Filter::default(), crate::host::facts()));
         if let Err(e) = expanded {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(2));

@@ -9,8 +9,8 @@
 //! cannot reach CRIU from here, except through a CRIU configuration file the runtime reads.
 
 use super::interface::{CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
-use crate::scenario::Network;
 use crate::process::{shell_join, Output, Transcript};
+use crate::scenario::Network;
 use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
@@ -287,7 +287,14 @@ impl Engine for Docker {
             .chain([format!("{context}/Containerfile"), "--tag".into(), tag.into(), context.into()])
             .collect();
         let call = Call::owned(argv);
-        let pack = ["tar".to_string(), "-C".into(), self.on_host(context).display().to_string(), "-cf".into(), "-".into(), ".".into()];
+        let pack = [
+            "tar".to_string(),
+            "-C".into(),
+            self.on_host(context).display().to_string(),
+            "-cf".into(),
+            "-".into(),
+            ".".into(),
+        ];
         let tar = crate::process::Command::new(pack, Duration::from_secs(600))
             .run_bytes()
             .await

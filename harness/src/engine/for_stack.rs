@@ -22,4 +22,3 @@ pub fn for_stack(session: &Session, engine: &str, transcript: Arc<Transcript>) -
         other => anyhow::bail!("engine `{other}` has no driver"),
     }
 }
-

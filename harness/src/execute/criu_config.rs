@@ -12,9 +12,9 @@
 //! Paths are given in the stack and resolved under `root`, where the host sees the stack's `/`.
 
 use crate::cleanup::{self, Guard};
+use crate::process::{shell_join, Transcript};
 use crate::record::{CriuConfigFileRecord, CriuConfigRecord};
 use crate::scenario::CriuConfigFile;
-use crate::process::{shell_join, Transcript};
 use std::path::{Path, PathBuf};
 
 /// Where CRIU and the runtimes look for configuration files.

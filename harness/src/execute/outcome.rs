@@ -53,4 +53,3 @@ impl StressRun {
         crate::rate::fraction(self.failures.len() as u32, self.ran, self.planned)
     }
 }
-

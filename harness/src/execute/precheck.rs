@@ -11,10 +11,16 @@ use crate::record::RoundRecord;
 use crate::scenario::{PidfdCount, PrecheckStep, VerifyStep};
 use std::time::{Duration, Instant};
 
-pub async fn run(probe: &Probe<'_>, spec: &CellSpec<'_>, name: &str, rounds: &mut Vec<RoundRecord>) -> Result<(), String> {
+pub async fn run(
+    probe: &Probe<'_>,
+    spec: &CellSpec<'_>,
+    name: &str,
+    rounds: &mut Vec<RoundRecord>,
+) -> Result<(), String> {
     let s = spec.scenario;
     if !s.precheck.is_empty() {
-        spec.transcript.push_equivalent("which processes of the container hold pidfds", &pidfds_command(probe.engine, name));
+        spec.transcript
+            .push_equivalent("which processes of the container hold pidfds", &pidfds_command(probe.engine, name));
     }
     let mut record = RoundRecord { round: 1, ..RoundRecord::default() };
     let mut result = Ok(());

@@ -26,10 +26,16 @@ pub struct RoundContext<'a> {
 impl RoundContext<'_> {
     /// One round: checkpoint, restore, verify. Records the round in `rounds`; returns its
     /// failure, if it failed. `name` becomes the restored container's name with an export.
-    pub async fn run(&self, round: u32, name: &mut String, rounds: &mut Vec<RoundRecord>) -> anyhow::Result<Option<Failure>> {
+    pub async fn run(
+        &self,
+        round: u32,
+        name: &mut String,
+        rounds: &mut Vec<RoundRecord>,
+    ) -> anyhow::Result<Option<Failure>> {
         // A precheck began round 1's record with what it found.
         let begun = rounds.last().is_some_and(|r| r.round == round);
-        let mut record = if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
+        let mut record =
+            if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
         self.before_checkpoint(round, name, &mut record).await;
         let archive = format!("/tmp/{name}.tar.gz");
         let mode = if self.spec.scenario.checkpoint.export {

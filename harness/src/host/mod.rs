@@ -25,14 +25,18 @@ pub struct HostFacts {
 /// This machine's facts, probed on first use.
 pub fn facts() -> &'static HostFacts {
     static FACTS: std::sync::OnceLock<HostFacts> = std::sync::OnceLock::new();
-    FACTS.get_or_init(|| HostFacts { cgroup: cgroup_layout().to_string(), accel: accel::probe(), guest: guest::from_env() })
+    FACTS.get_or_init(|| HostFacts {
+        cgroup: cgroup_layout().to_string(),
+        accel: accel::probe(),
+        guest: guest::from_env(),
+    })
 }
 
 /// `v2` when `/sys/fs/cgroup` is a cgroup2 mount, else `v1`.
 fn cgroup_layout() -> &'static str {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(stat) if stat.f_type as i64 == CGROUP2_SUPER_MAGIC => "v2",
+        Ok(stat) if stat.f_type == CGROUP2_SUPER_MAGIC => "v2",
         _ => "v1",
     }
 }

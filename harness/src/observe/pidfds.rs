@@ -38,22 +38,28 @@ pub fn is_pidfd_link(target: &str) -> bool {
     target == "anon_inode:[pidfd]" || target.starts_with("pidfd:")
 }
 
+/// Whether an fd's target, as procfs reads its link, is a pidfd.
+fn is_pidfd_target(target: &procfs::process::FDTarget) -> bool {
+    use procfs::process::FDTarget;
+    match target {
+        FDTarget::AnonInode(name) => is_pidfd_link(&format!("anon_inode:{name}")),
+        FDTarget::Other(kind, _) | FDTarget::Unknown(kind, _) => kind == "pidfd",
+        _ => false,
+    }
+}
+
 /// The pidfds held by `pids` (host PIDs of the container's processes), read under `proc_root`.
 /// Processes or fds that vanish while being read are skipped: a desktop keeps changing.
 pub fn scan(proc_root: &Path, pids: &[u32]) -> Vec<PidfdHolder> {
     let mut holders = Vec::new();
     for &pid in pids {
-        let Ok(fds) = std::fs::read_dir(proc_root.join(format!("{pid}/fd"))) else { continue };
+        let Some(fds) = super::proc::process(proc_root, pid).and_then(|p| p.fd().ok()) else { continue };
         let mut found: Vec<(u32, PidfdInfo)> = fds
             .flatten()
-            .filter_map(|entry| {
-                let fd: u32 = entry.file_name().to_str()?.parse().ok()?;
-                let link = std::fs::read_link(entry.path()).ok()?;
-                if !is_pidfd_link(&link.to_string_lossy()) {
-                    return None;
-                }
-                let info = std::fs::read_to_string(proc_root.join(format!("{pid}/fdinfo/{fd}"))).ok()?;
-                Some((fd, parse_fdinfo(&info)?))
+            .filter(|fd| is_pidfd_target(&fd.target))
+            .filter_map(|fd| {
+                let info = std::fs::read_to_string(proc_root.join(format!("{pid}/fdinfo/{}", fd.fd))).ok()?;
+                Some((u32::try_from(fd.fd).ok()?, parse_fdinfo(&info)?))
             })
             .collect();
         found.sort_by_key(|(fd, _)| *fd);

@@ -71,6 +71,6 @@ mod tests {
         let me = std::process::id();
         let found = same_pid_namespace(Path::new("/proc"), me).unwrap();
         assert!(found.contains(&me) && found.contains(&std::os::unix::process::parent_id()), "{found:?}");
-        assert_eq!(comm(Path::new("/proc"), me).is_some(), true);
+        assert!(comm(Path::new("/proc"), me).is_some());
     }
 }

@@ -55,7 +55,8 @@ fn session(netns: &Path, port: u16, password: Option<&str>, deadline: Instant) -
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     let stream = TcpStream::connect_timeout(&address.into(), left)
         .map_err(|e| format!("failed to connect to the VNC server at {address} in the container: {e}"))?;
-    rfb::capture(Deadline { stream, deadline }, password).map_err(|e| format!("the VNC session at {address} failed: {e}"))
+    rfb::capture(Deadline { stream, deadline }, password)
+        .map_err(|e| format!("the VNC session at {address} failed: {e}"))
 }
 
 /// A stream whose every read and write ends by `deadline`.

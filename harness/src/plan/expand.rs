@@ -125,7 +125,8 @@ mod tests {
     }
 
     fn matrix() -> MatrixFile {
-        let top = part(&[(Axis::Engine, &["podman"]), (Axis::Runtime, &["runc", "crun"]), (Axis::Stack, &["trixie", "sid"])]);
+        let top =
+            part(&[(Axis::Engine, &["podman"]), (Axis::Runtime, &["runc", "crun"]), (Axis::Stack, &["trixie", "sid"])]);
         MatrixFile { description: String::new(), parts: vec![top] }
     }
 
@@ -140,7 +141,11 @@ mod tests {
     #[test]
     fn more_parts_add_their_cells_once_grouped_with_their_stack() {
         let mut m = matrix();
-        let mut docker = part(&[(Axis::Engine, &["docker", "podman"]), (Axis::Runtime, &["runc", "crun"]), (Axis::Stack, &["sid", "trixie"])]);
+        let mut docker = part(&[
+            (Axis::Engine, &["docker", "podman"]),
+            (Axis::Runtime, &["runc", "crun"]),
+            (Axis::Stack, &["sid", "trixie"]),
+        ]);
         docker.scenarios = ScenarioSelection::Only(vec!["a".into()]);
         m.parts.push(docker);
         let cells = expand(&m, &[scenario("a"), scenario("b")], &Filter::default(), &machine()).unwrap();
@@ -189,7 +194,10 @@ mod tests {
         assert_eq!(vm.len(), 16);
         assert!(vm.iter().all(|c| &c.key[Axis::Accel] == "tcg"));
         assert!(cells.iter().any(|c| c.name() == "a::podman::crun::sid::bookworm::v1::systemd::tcg"));
-        assert!(cells.iter().filter(|c| !c.in_vm).all(|c| &c.key[Axis::Init] == "host" && &c.key[Axis::Accel] == "native"));
+        assert!(cells
+            .iter()
+            .filter(|c| !c.in_vm)
+            .all(|c| &c.key[Axis::Init] == "host" && &c.key[Axis::Accel] == "native"));
     }
 
     #[test]
@@ -205,7 +213,8 @@ mod tests {
         };
         m.parts[0].axes.insert(Axis::Kernel, vec!["host".into()]);
         let host = HostFacts { guest: Some(guest), ..machine() };
-        let cells = expand(&m, &[scenario("a")], &filter(&[(Axis::Stack, "sid"), (Axis::Runtime, "crun")]), &host).unwrap();
+        let cells =
+            expand(&m, &[scenario("a")], &filter(&[(Axis::Stack, "sid"), (Axis::Runtime, "crun")]), &host).unwrap();
         assert_eq!(cells.len(), 1);
         assert_eq!(cells[0].name(), "a::podman::crun::sid::bookworm::v2::systemd::tcg");
         assert!(!cells[0].in_vm, "inside the guest the cell runs on the running kernel");
@@ -219,7 +228,10 @@ mod tests {
         let cells = expand(&m, &[scenario("a")], &f, &machine()).unwrap();
         // per stack and runtime: the host cell and bookworm's v2/plain cell
         assert_eq!(cells.len(), 2 * 2 * 2);
-        assert!(cells.iter().filter(|c| c.in_vm).all(|c| &c.key[Axis::Cgroup] == "v2" && &c.key[Axis::Init] == "plain"));
+        assert!(cells
+            .iter()
+            .filter(|c| c.in_vm)
+            .all(|c| &c.key[Axis::Cgroup] == "v2" && &c.key[Axis::Init] == "plain"));
         assert_eq!(cells.iter().filter(|c| !c.in_vm).count(), 4);
     }
 

@@ -75,7 +75,10 @@ mod tests {
         let json = serde_json::to_string(&key).unwrap();
         assert!(json.starts_with(r#"{"scenario":"scenario-value","engine":"engine-value""#), "{json}");
         assert_eq!(serde_json::from_str::<CellKey>(&json).unwrap(), key);
-        let old: CellKey = serde_json::from_str(r#"{"scenario":"s","engine":"podman","runtime":"runc","stack":"sid","kernel":"host"}"#).unwrap();
+        let old: CellKey = serde_json::from_str(
+            r#"{"scenario":"s","engine":"podman","runtime":"runc","stack":"sid","kernel":"host"}"#,
+        )
+        .unwrap();
         assert_eq!(old.name(), "s::podman::runc::sid::host::-::-::-");
         assert_eq!(old.name_without(&[Axis::Accel]), "s::podman::runc::sid::host::-::-");
     }

@@ -24,7 +24,8 @@ pub fn targets(part: &Part, host: &HostFacts) -> Vec<Target> {
         if kernel == "host" {
             // Inside a criu-matrix VM, the running kernel is the cell's kernel on the host.
             if let Some(id) = &host.guest {
-                let (kernel, cgroup, init, accel) = (id.kernel.clone(), id.cgroup.clone(), id.init.clone(), id.accel.clone());
+                let (kernel, cgroup, init, accel) =
+                    (id.kernel.clone(), id.cgroup.clone(), id.init.clone(), id.accel.clone());
                 out.push(Target { kernel, cgroup, init, accel, in_vm: false });
                 continue;
             }

@@ -449,7 +449,10 @@ mod tests {
         assert!(out.failure_text().contains("timed out"), "{}", out.failure_text());
         let grandchild = first_pid(&std::fs::read_to_string(&file).unwrap());
         // Killed at once; gone as soon as the kernel has delivered the signal.
-        assert!(wait_until(Duration::from_secs(5), || !alive(grandchild)), "the sleep the script started outlived the timeout");
+        assert!(
+            wait_until(Duration::from_secs(5), || !alive(grandchild)),
+            "the sleep the script started outlived the timeout"
+        );
     }
 
     #[test]

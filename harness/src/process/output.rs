@@ -66,7 +66,8 @@ mod tests {
 
     #[test]
     fn quotes_only_what_needs_quoting_and_round_trips() {
-        let argv: Vec<String> = ["podman", "run", "--label", "a=b c", "it's", "{{.State.Pid}}"].map(String::from).to_vec();
+        let argv: Vec<String> =
+            ["podman", "run", "--label", "a=b c", "it's", "{{.State.Pid}}"].map(String::from).to_vec();
         let line = shell_join(&argv);
         assert!(line.starts_with("podman run --label 'a=b c' "), "{line}");
         assert!(line.ends_with(" {{.State.Pid}}"), "{line}");

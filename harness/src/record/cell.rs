@@ -1,9 +1,7 @@
 //! One cell's record: its coordinates, verdict and why, the failure, every round's figures and
 //! evidence, the versions, and where its logs are.
 
-use super::evidence::{
-    CriuConfigRecord, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen,
-};
+use super::evidence::{CriuConfigRecord, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen};
 use super::verdict::Verdict;
 use crate::plan::CellKey;
 use serde::{Deserialize, Serialize};
@@ -191,4 +189,3 @@ impl CellRecord {
         format!("{} ({:.1}s): {}", self.verdict, self.seconds, self.reason)
     }
 }
-

@@ -178,4 +178,3 @@ pub struct CriuConfigFileRecord {
     /// Written for this cell by the harness (else it belongs to the stack, and stays).
     pub by_harness: bool,
 }
-

@@ -132,7 +132,12 @@ pub fn check_dom(dom: &str, records: &[crate::record::CellRecord], opened: &str)
         }
         found.push(format!("failing step {} round {}", f.step, f.round));
     }
-    if panel.contains("class=\"cell-chart\"") {
+    if record.rounds.iter().any(|r| r.checkpoint_seconds.is_some()) {
+        // Drawn by the page's script from the chart's data: a line per series.
+        let chart = panel.find("class=\"cell-chart\"").map(|at| &panel[at..]).unwrap_or_default();
+        if !chart.contains("<svg") || !chart.contains("<polyline") {
+            return Err("the evidence panel lacks the cell's timing chart (its script did not draw it)".to_string());
+        }
         found.push("a timing chart".to_string());
     }
     if panel.contains("class=\"reproducer\"") {

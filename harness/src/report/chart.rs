@@ -1,13 +1,67 @@
-//! Inline SVG line charts of seconds per round (checkpoint and restore), for the HTML page:
-//! no script and no external file, so the page stays one self-contained file.
+//! Line charts of seconds per round (checkpoint and restore), for the HTML page. A chart is
+//! geometry as data: the page's template draws it as inline SVG through its escaping, and the
+//! page's script draws a cell's chart from the same data with DOM calls. No markup is made
+//! here, so no record text reaches the page unescaped.
 
-/// One line of a chart.
+use serde::Serialize;
+
+/// One line of a chart, as given.
 pub struct Series {
     pub label: String,
     pub color: String,
     pub dashed: bool,
     /// (round, seconds)
     pub points: Vec<(u32, f64)>,
+}
+
+/// A chart ready to draw: every coordinate in the SVG's user units.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    pub title: String,
+    pub width: f64,
+    pub height: f64,
+    /// Horizontal gridlines with their labels (seconds).
+    pub grid: Vec<Gridline>,
+    /// One label per round along the x axis.
+    pub ticks: Vec<Tick>,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Gridline {
+    pub x1: f64,
+    pub x2: f64,
+    pub y: f64,
+    pub label: String,
+    pub label_x: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tick {
+    pub x: f64,
+    pub y: f64,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub label: String,
+    pub color: String,
+    /// `5,3` for a dashed line, else empty.
+    pub dash: String,
+    /// `x,y x,y ...` for a polyline.
+    pub points: String,
+    pub dots: Vec<Dot>,
+    /// Where its legend entry is.
+    pub legend_y: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dot {
+    pub x: f64,
+    pub y: f64,
+    /// `checkpoint round 2: 0.41s`.
+    pub title: String,
 }
 
 const WIDTH: f64 = 520.0;
@@ -21,10 +75,6 @@ const BOTTOM: f64 = 30.0;
 pub const PALETTE: &[&str] =
     &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// A "nice" upper bound for the y axis: 1, 2 or 5 times a power of ten.
 fn nice_ceiling(max: f64) -> f64 {
     if max <= 0.0 {
@@ -34,8 +84,12 @@ fn nice_ceiling(max: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|v| *v >= max).unwrap_or(10.0 * magnitude)
 }
 
-/// An SVG of the series; `None` when no series has a point.
-pub fn rounds_svg(title: &str, series: &[Series]) -> Option<String> {
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// The chart of the series; `None` when no series has a point.
+pub fn rounds_chart(title: &str, series: &[Series]) -> Option<Chart> {
     let points: Vec<(u32, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
     if points.is_empty() {
         return None;
@@ -44,71 +98,40 @@ pub fn rounds_svg(title: &str, series: &[Series]) -> Option<String> {
     let y_max = nice_ceiling(points.iter().map(|p| p.1).fold(0.0, f64::max));
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let x = |round: u32| {
-        if last_round == 1 {
+        let x = if last_round == 1 {
             LEFT + plot_w / 2.0
         } else {
-            LEFT + plot_w * f64::from(round - 1) / f64::from(last_round - 1)
-        }
+            LEFT + plot_w * f64::from(round.saturating_sub(1)) / f64::from(last_round - 1)
+        };
+        round1(x)
     };
-    let y = |seconds: f64| TOP + plot_h * (1.0 - seconds / y_max);
-    let legend_h = 16.0 * series.len() as f64;
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {}" width="{WIDTH}" height="{}" role="img" aria-label="{}"><title>{}</title>"##,
-        HEIGHT + legend_h,
-        HEIGHT + legend_h,
-        escape(title),
-        escape(title)
-    );
-    // Axes, gridlines at quarters of the y range, a tick per round.
-    for i in 0..=4 {
-        let v = y_max * f64::from(i) / 4.0;
-        svg.push_str(&format!(
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{v:.2}s</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 4.0,
-            y(v) + 3.0,
-            y = y(v)
-        ));
-    }
-    for round in 1..=last_round {
-        svg.push_str(&format!(
-            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">round {round}</text>"##,
-            x(round),
-            HEIGHT - BOTTOM + 14.0
-        ));
-    }
-    for s in series.iter().filter(|s| !s.points.is_empty()) {
-        let path: Vec<String> = s.points.iter().map(|(r, v)| format!("{:.1},{:.1}", x(*r), y(*v))).collect();
-        let dash = if s.dashed { r#" stroke-dasharray="5,3""# } else { "" };
-        svg.push_str(&format!(
-            r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"/>"#,
-            s.color,
-            path.join(" ")
-        ));
-        for (r, v) in &s.points {
-            svg.push_str(&format!(
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"><title>{} round {r}: {v:.2}s</title></circle>"#,
-                x(*r),
-                y(*v),
-                s.color,
-                escape(&s.label)
-            ));
-        }
-    }
-    for (i, s) in series.iter().enumerate() {
-        let ly = HEIGHT + 12.0 * 0.5 + 16.0 * i as f64;
-        let dash = if s.dashed { r#" stroke-dasharray="5,3""# } else { "" };
-        svg.push_str(&format!(
-            r#"<line x1="{LEFT}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{}" stroke-width="2"{dash}/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-            LEFT + 24.0,
-            s.color,
-            LEFT + 30.0,
-            ly + 4.0,
-            escape(&s.label)
-        ));
-    }
-    svg.push_str("</svg>");
-    Some(svg)
+    let y = |seconds: f64| round1(TOP + plot_h * (1.0 - seconds / y_max));
+    let grid = (0..=4)
+        .map(|i| {
+            let v = y_max * f64::from(i) / 4.0;
+            Gridline { x1: LEFT, x2: WIDTH - RIGHT, y: y(v), label: format!("{v:.2}s"), label_x: LEFT - 4.0 }
+        })
+        .collect();
+    let ticks =
+        (1..=last_round).map(|r| Tick { x: x(r), y: HEIGHT - BOTTOM + 14.0, label: format!("round {r}") }).collect();
+    let lines = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Line {
+            label: s.label.clone(),
+            color: s.color.clone(),
+            dash: if s.dashed { "5,3".to_string() } else { String::new() },
+            points: s.points.iter().map(|(r, v)| format!("{},{}", x(*r), y(*v))).collect::<Vec<_>>().join(" "),
+            dots: s
+                .points
+                .iter()
+                .map(|(r, v)| Dot { x: x(*r), y: y(*v), title: format!("{} round {r}: {v:.2}s", s.label) })
+                .collect(),
+            legend_y: HEIGHT + 6.0 + 16.0 * i as f64,
+        })
+        .collect();
+    let height = HEIGHT + 16.0 * series.len() as f64;
+    Some(Chart { title: title.to_string(), width: WIDTH, height, grid, ticks, lines })
 }
 
 #[cfg(test)]
@@ -116,7 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_chart_has_a_line_per_series_and_a_point_per_round() {
+    fn a_chart_has_a_line_per_series_and_a_dot_per_round() {
         let series = vec![
             Series {
                 label: "checkpoint".into(),
@@ -126,12 +149,14 @@ mod tests {
             },
             Series { label: "restore <x>".into(), color: "#111".into(), dashed: true, points: vec![(1, 0.7)] },
         ];
-        let svg = rounds_svg("t", &series).unwrap();
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert_eq!(svg.matches("<circle").count(), 3);
-        assert!(svg.contains("restore &lt;x&gt;"), "{svg}");
-        assert!(svg.contains(">2.00s<"), "the y axis tops at a nice 2s: {svg}");
-        assert!(rounds_svg("t", &[]).is_none());
+        let chart = rounds_chart("t", &series).unwrap();
+        assert_eq!(chart.lines.len(), 2);
+        assert_eq!(chart.lines.iter().map(|l| l.dots.len()).sum::<usize>(), 3);
+        assert_eq!(chart.lines[1].label, "restore <x>", "text stays text: the page escapes it");
+        assert_eq!(chart.lines[1].dash, "5,3");
+        assert_eq!(chart.grid.last().unwrap().label, "2.00s", "the y axis tops at a nice 2s");
+        assert_eq!(chart.ticks.len(), 2);
+        assert!(rounds_chart("t", &[]).is_none());
     }
 
     #[test]

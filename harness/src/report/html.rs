@@ -8,8 +8,8 @@
 //! The page is built from the records alone, plus the files they name in the run directory
 //! (reproducers, log file names): a baseline's records make a page too, without those.
 
-use crate::axes::Axis;
 use super::chart::{self, Series};
+use crate::axes::Axis;
 use crate::record::CellRecord;
 use crate::record::Verdict;
 use serde::Serialize;
@@ -61,7 +61,7 @@ struct CellView {
 #[derive(Serialize)]
 struct ScenarioChart {
     scenario: String,
-    svg: String,
+    chart: chart::Chart,
 }
 
 #[derive(Serialize)]
@@ -75,7 +75,7 @@ struct Evidence {
     failure: Option<crate::record::FailureRecord>,
     versions: BTreeMap<String, String>,
     rounds: Vec<RoundView>,
-    chart: Option<String>,
+    chart: Option<chart::Chart>,
     reproducer: Option<String>,
     reproducer_path: Option<String>,
     log_files: Vec<String>,
@@ -154,7 +154,7 @@ fn header_rows(columns: &[Vec<String>]) -> Vec<HeaderRow> {
         .collect()
 }
 
-fn rounds_chart(title: &str, records: &[(&str, &CellRecord)]) -> Option<String> {
+fn rounds_chart(title: &str, records: &[(&str, &CellRecord)]) -> Option<chart::Chart> {
     let mut series = Vec::new();
     for (i, (label, r)) in records.iter().enumerate() {
         let color = chart::PALETTE[i % chart::PALETTE.len()].to_string();
@@ -169,7 +169,7 @@ fn rounds_chart(title: &str, records: &[(&str, &CellRecord)]) -> Option<String> 
         series.push(Series { label: name("checkpoint"), color: color.clone(), dashed: false, points: checkpoint });
         series.push(Series { label: name("restore"), color, dashed: true, points: restore });
     }
-    chart::rounds_svg(title, &series)
+    chart::rounds_chart(title, &series)
 }
 
 fn stats_text(stats: &BTreeMap<String, f64>) -> String {
@@ -260,8 +260,8 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
             .collect();
         rows.push(Row { scenario: scenario.to_string(), cells });
         let labelled: Vec<(&str, &CellRecord)> = timed.iter().map(|(l, r)| (l.as_str(), *r)).collect();
-        if let Some(svg) = rounds_chart(&format!("{scenario}: checkpoint and restore seconds per round"), &labelled) {
-            charts.push(ScenarioChart { scenario: scenario.to_string(), svg });
+        if let Some(chart) = rounds_chart(&format!("{scenario}: checkpoint and restore seconds per round"), &labelled) {
+            charts.push(ScenarioChart { scenario: scenario.to_string(), chart });
         }
     }
     let mut totals: BTreeMap<Verdict, usize> = BTreeMap::new();
@@ -333,6 +333,24 @@ mod tests {
         for fetch in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
             assert!(!page.contains(fetch), "the page would fetch something: {fetch}");
         }
+    }
+
+    /// Record text reaches the page only through the template's escaping or as JSON data that
+    /// the script writes as text: the template has no `|safe`, the script no `innerHTML`, and
+    /// markup in a record (a chart label included) is escaped in the page.
+    #[test]
+    fn record_text_reaches_the_page_only_escaped() {
+        assert!(!TEMPLATE.contains("|safe") && !TEMPLATE.contains("| safe"), "the template marks something safe");
+        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"] {
+            assert!(!TEMPLATE.contains(sink), "the page's script writes markup with {sink}");
+        }
+        let mut r = timed(record("<img src=x onerror=alert(1)>", "crun", "trixie", Verdict::Fail));
+        r.reason = "<script>alert(2)</script>".into();
+        let dir = tempfile::tempdir().unwrap();
+        let page = html(dir.path(), "run-1", &[r]).unwrap();
+        assert!(!page.contains("<img src=x"), "a scenario name became markup");
+        assert!(!page.contains("<script>alert"), "a reason became markup");
+        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "the chart's caption is escaped text");
     }
 
     #[test]

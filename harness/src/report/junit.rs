@@ -16,7 +16,8 @@ use std::time::Duration;
 pub fn junit(run_id: &str, records: &[CellRecord]) -> anyhow::Result<String> {
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for r in records {
-        let suite = suites.entry(&r.key[Axis::Scenario]).or_insert_with(|| TestSuite::new(r.key[Axis::Scenario].as_str()));
+        let suite =
+            suites.entry(&r.key[Axis::Scenario]).or_insert_with(|| TestSuite::new(r.key[Axis::Scenario].as_str()));
         suite.add_test_case(case(r));
     }
     let mut report = Report::new(format!("criu-matrix {run_id}"));
@@ -77,7 +78,10 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains(r#"<testsuite name="a" tests="2" skipped="0" errors="0" failures="1""#), "{xml}");
-        assert!(xml.contains(r#"<testcase name="a::podman::runc::trixie::host::v1::host::native" classname="a""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase name="a::podman::runc::trixie::host::v1::host::native" classname="a""#),
+            "{xml}"
+        );
         assert!(xml.contains("round 2 checkpoint"), "{xml}");
         assert!(xml.contains("&lt;boom&gt; &amp; more"), "{xml}");
         assert!(xml.contains("<skipped"), "{xml}");

@@ -2,8 +2,8 @@
 //! cgroup/init/accel) as columns, a verdict in every cell; in Markdown (also a CI job summary)
 //! and as JSON.
 
-use crate::record::{CellRecord, Verdict};
 use crate::axes::Axis;
+use crate::record::{CellRecord, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -24,4 +24,3 @@ pub fn write(run_dir: &Path, records: &[CellRecord]) -> anyhow::Result<()> {
     std::fs::write(run_dir.join("junit.xml"), junit::junit(id, records)?)?;
     Ok(())
 }
-

@@ -86,7 +86,14 @@ pub async fn run(
             match (run.record, run.error) {
                 (Some(guest), _) => {
                     let logs = record.logs.take();
-                    record = CellRecord { name: record.name, key: record.key, logs, started: String::new(), seconds: 0.0, ..guest };
+                    record = CellRecord {
+                        name: record.name,
+                        key: record.key,
+                        logs,
+                        started: String::new(),
+                        seconds: 0.0,
+                        ..guest
+                    };
                 }
                 (None, error) => fail(&mut record, "vm", error.unwrap_or_else(|| "the guest recorded nothing".into())),
             }

@@ -8,7 +8,14 @@ use crate::stack::{Cache, Session};
 use std::path::{Path, PathBuf};
 
 /// Writes `reproduce.sh` into `dir`; `None` when the cell ran no engine command.
-pub fn write(cell: &Cell, session: &Session, cache: &Cache, transcript: &Transcript, dir: &Path, outcome: &str) -> Option<PathBuf> {
+pub fn write(
+    cell: &Cell,
+    session: &Session,
+    cache: &Cache,
+    transcript: &Transcript,
+    dir: &Path,
+    outcome: &str,
+) -> Option<PathBuf> {
     let entries = transcript.entries();
     if entries.is_empty() {
         return None;

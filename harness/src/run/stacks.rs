@@ -79,7 +79,8 @@ impl Stacks {
             });
             started.await.map_err(|e| format!("failed to start dockerd: {e:#}"))?;
         }
-        let driver = crate::engine::for_stack(session, engine, Arc::new(Transcript::default())).map_err(|e| format!("{e:#}"))?;
+        let driver =
+            crate::engine::for_stack(session, engine, Arc::new(Transcript::default())).map_err(|e| format!("{e:#}"))?;
         let tag = crate::image::ensure_base(driver.as_ref(), session, cache, events)
             .await
             .map_err(|e| format!("failed to make the {engine} base image: {e:#}"))?;

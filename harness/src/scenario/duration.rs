@@ -16,9 +16,8 @@ pub mod duration_text {
             Ok(seconds) if seconds >= 0.0 => Duration::try_from_secs_f64(seconds)
                 .map_err(|_| format!("expected a duration of at most 24h, got `{text}`"))?,
             Ok(_) => return Err(format!("expected a duration of zero or more, got `{text}`")),
-            Err(_) => humantime::parse_duration(text).map_err(|e| {
-                format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}` ({e})")
-            })?,
+            Err(_) => humantime::parse_duration(text)
+                .map_err(|e| format!("expected a duration such as `90s`, `2m` or `500ms`, got `{text}` ({e})"))?,
         };
         if duration > MAX {
             return Err(format!("expected a duration of at most 24h, got `{text}`"));

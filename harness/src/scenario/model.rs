@@ -304,4 +304,3 @@ impl std::fmt::Display for FailStep {
 #[derive(Debug, Default, Deserialize)]
 #[serde(transparent)]
 pub struct When(pub BTreeMap<String, Spanned<String>>);
-

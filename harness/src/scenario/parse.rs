@@ -1,7 +1,7 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
-use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
 use super::error::ScenarioError;
+use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
 use super::validated::{Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, VERSIONED_TOOLS};
 use crate::axes::Axis;
 use crate::rate::RateBound;
@@ -112,14 +112,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         check_verify_step(file, step)?;
     }
     let image_dir = images_dir.join(&raw.image.value);
-    super::stack_needs::validate(
-        file,
-        &raw.services,
-        &raw.mounts,
-        &raw.criu_config,
-        &raw.run.annotations,
-        &image_dir,
-    )?;
+    super::stack_needs::validate(file, &raw.services, &raw.mounts, &raw.criu_config, &raw.run.annotations, &image_dir)?;
     Ok(Scenario {
         id: raw.id.value,
         summary: raw.summary,

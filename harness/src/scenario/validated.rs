@@ -1,9 +1,7 @@
 //! A scenario as the rest of the harness uses it: validated, every regex compiled, every range
 //! parsed, its clauses ready to match a cell.
 
-use super::model::{
-    CheckpointSpec, ExpectedOutcome, FailStep, PrecheckStep, ReadySpec, RunSpec, Timeouts, VerifyStep,
-};
+use super::model::{CheckpointSpec, ExpectedOutcome, FailStep, PrecheckStep, ReadySpec, RunSpec, Timeouts, VerifyStep};
 use super::stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};
 use crate::axes::Axis;
 use crate::version::Range;

@@ -111,7 +111,6 @@ mod tests {
         assert_eq!(cgroups_path_on_disk(spec), path);
     }
 
-
     #[test]
     fn removes_nested_container_directories_and_keeps_others() {
         let root = tempfile::tempdir().unwrap();

@@ -136,7 +136,8 @@ pub async fn debootstrap(cache: &Cache) -> anyhow::Result<Debootstrap> {
     let dir = root.join("usr/share/debootstrap");
     if !program.is_file() {
         let download = tempfile::tempdir_in(&cache.root)?;
-        let fetch = || Command::new(["apt-get", "download", "debootstrap"], APT_LIMIT).current_dir(download.path()).run();
+        let fetch =
+            || Command::new(["apt-get", "download", "debootstrap"], APT_LIMIT).current_dir(download.path()).run();
         let mut out = fetch().await.context("failed to run apt-get (is this a Debian host?)")?;
         if !out.success() {
             // Fresh machines may have no package lists yet.
@@ -235,8 +236,9 @@ pub async fn ensure_base_tarball(cache: &Cache, suite: &str) -> anyhow::Result<(
     remove_tree(&building)?;
     tool.run(suite, &[], &building, &mirror, &cache.root.join("bases").join(format!("{suite}.log"))).await?;
     let partial = tarball.with_extension("tar.partial");
-    let tar = ["tar", "-C", &building.display().to_string(), "--numeric-owner", "-cf", &partial.display().to_string(), "."]
-        .map(String::from);
+    let tar =
+        ["tar", "-C", &building.display().to_string(), "--numeric-owner", "-cf", &partial.display().to_string(), "."]
+            .map(String::from);
     Command::new(tar, APT_LIMIT).run().await?.checked().context("failed to pack the base rootfs")?;
     std::fs::rename(&partial, &tarball)?;
     remove_tree(&building)?;

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-
 /// The setup the holder runs before waiting: also printed into reproducers, so a person can enter
 /// the same stack by hand. `$1` is the rootfs, `$2` podman's storage directory, `$3` docker's data
 /// root (both in the cache, so images outlive the namespace).
@@ -148,7 +147,8 @@ pub async fn enter(
 /// Removes every container the harness labelled, through the stack's own podman (and its
 /// dockerd, when one still answers: a run killed outright leaves it running).
 pub fn remove_containers(entry: &Entry, holder: u32) {
-    let socket = PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::daemon::DaemonPaths::standard().socket));
+    let socket =
+        PathBuf::from(format!("/proc/{holder}/root{}", super::dockerd::daemon::DaemonPaths::standard().socket));
     super::dockerd::api::remove_labelled_at(&socket);
     remove_podman_containers(entry);
 }

@@ -55,7 +55,8 @@ impl ToolRoot {
         full.push(self.rootfs.display().to_string());
         full.push(self.cache_root.display().to_string());
         full.extend(argv.iter().cloned());
-        let env = [("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string()), ("TMPDIR".into(), "/var/tmp".into())];
+        let env =
+            [("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string()), ("TMPDIR".into(), "/var/tmp".into())];
         Command::new(full, limit).shown_as(argv).env_only(&env)
     }
 

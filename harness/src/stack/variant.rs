@@ -37,7 +37,6 @@ pub struct Variant {
     pub rebuilt: &'static str,
 }
 
-
 /// The build script, run inside the build rootfs with the output directory as `$1`.
 const BUILD_SCRIPT: &str = include_str!("crun-criu-build.sh");
 
@@ -51,7 +50,9 @@ impl Variant {
     /// The rebuilt stack of the axes table named `name`.
     pub fn find(name: &str) -> Option<Variant> {
         STACKS.iter().find_map(|stack| match stack.source {
-            StackSource::Rebuilt { suite, rebuilt } if stack.name == name => Some(Variant { name: stack.name, suite, rebuilt }),
+            StackSource::Rebuilt { suite, rebuilt } if stack.name == name => {
+                Some(Variant { name: stack.name, suite, rebuilt })
+            }
             _ => None,
         })
     }
@@ -150,7 +151,8 @@ async fn ensure_build(cache: &Cache, variant: Variant) -> anyhow::Result<(PathBu
 /// Puts the rebuilt crun and libcriu into the stack rootfs, Debian's crun diverted aside.
 fn install(out: &Path, rootfs: &Path) -> anyhow::Result<()> {
     let chroot = |args: &[&str]| -> anyhow::Result<()> {
-        let argv = ["chroot".to_string(), rootfs.display().to_string()].into_iter().chain(args.iter().map(|a| a.to_string()));
+        let argv =
+            ["chroot".to_string(), rootfs.display().to_string()].into_iter().chain(args.iter().map(|a| a.to_string()));
         let env = [("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string())];
         crate::process::Command::new(argv, Duration::from_secs(120)).env_only(&env).run_blocking()?.checked()?;
         Ok(())

@@ -34,7 +34,10 @@ pub struct Kernel {
 /// Ensures kernel `name` is unpacked in the cache; returns it and whether it was already there.
 pub async fn ensure(cache: &Cache, name: &str) -> anyhow::Result<(Kernel, bool)> {
     let suite = crate::axes::Kernel::find(name).and_then(|k| k.suite).with_context(|| {
-        format!("unknown kernel `{name}` (known: {})", crate::axes::Axis::Kernel.values().unwrap_or_default().join(", "))
+        format!(
+            "unknown kernel `{name}` (known: {})",
+            crate::axes::Axis::Kernel.values().unwrap_or_default().join(", ")
+        )
     })?;
     let dir = cache.root.join("kernels").join(name);
     let marker = dir.join("kernel.json");

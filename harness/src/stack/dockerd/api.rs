@@ -185,4 +185,3 @@ pub fn remove_labelled_at(socket: &Path) {
         remove_labelled_blocking(&client);
     }
 }
-
