@@ -31,16 +31,24 @@ impl Cell {
 }
 
 impl CellFacts for Cell {
-    fn axis(&self, axis: Axis) -> Option<String> {
-        self.named(axis.name())
-    }
-    fn cgroup_manager(&self) -> Option<String> {
-        self.named("cgroup_manager")
-    }
+    axes_by_name!();
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         (tool == self.runtime).then(|| criu_matrix::version::parse_lenient(self.version)).flatten()
     }
 }
+
+/// A test cell answers `when:` axes and the cgroup manager by name (its own `named`).
+macro_rules! axes_by_name {
+    () => {
+        fn axis(&self, axis: Axis) -> Option<String> {
+            self.named(axis.name())
+        }
+        fn cgroup_manager(&self) -> Option<String> {
+            self.named("cgroup_manager")
+        }
+    };
+}
+use axes_by_name;
 
 fn scenario(id: &str) -> Scenario {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -140,12 +148,7 @@ impl DesktopCell {
 }
 
 impl CellFacts for DesktopCell {
-    fn axis(&self, axis: Axis) -> Option<String> {
-        self.named(axis.name())
-    }
-    fn cgroup_manager(&self) -> Option<String> {
-        self.named("cgroup_manager")
-    }
+    axes_by_name!();
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let version = match tool {
             "criu" => self.criu,
@@ -248,12 +251,7 @@ impl EngineCell {
 }
 
 impl CellFacts for EngineCell {
-    fn axis(&self, axis: Axis) -> Option<String> {
-        self.named(axis.name())
-    }
-    fn cgroup_manager(&self) -> Option<String> {
-        self.named("cgroup_manager")
-    }
+    axes_by_name!();
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let text = match tool {
             t if t == self.runtime => self.runtime_version,
@@ -333,12 +331,7 @@ impl ConfigCell {
 }
 
 impl CellFacts for ConfigCell {
-    fn axis(&self, axis: Axis) -> Option<String> {
-        self.named(axis.name())
-    }
-    fn cgroup_manager(&self) -> Option<String> {
-        self.named("cgroup_manager")
-    }
+    axes_by_name!();
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         let version = match tool {
             "criu" => self.criu,
@@ -514,12 +507,7 @@ impl FreezerCell {
 }
 
 impl CellFacts for FreezerCell {
-    fn axis(&self, axis: Axis) -> Option<String> {
-        self.named(axis.name())
-    }
-    fn cgroup_manager(&self) -> Option<String> {
-        self.named("cgroup_manager")
-    }
+    axes_by_name!();
     fn tool_version(&self, tool: &str) -> Option<semver::Version> {
         match tool {
             "criu" => criu_matrix::version::parse_lenient(self.criu),

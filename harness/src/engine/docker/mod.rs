@@ -8,19 +8,22 @@
 //! Docker passes no CRIU options: what a scenario asks for beyond that (`--tcp-established`)
 //! cannot reach CRIU from here, except through a CRIU configuration file the runtime reads.
 
-use super::interface::{CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
+mod call;
+
+use crate::engine::interface::{CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
 use crate::process::{shell_join, Output, Transcript};
 use crate::scenario::Network;
 use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use call::{error_text, log_paths, not_found, query_value, split_tag, Call};
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INSPECT_LIMIT: Duration = Duration::from_secs(60);
 
@@ -39,71 +42,6 @@ pub struct Docker {
     daemon_log: PathBuf,
     /// Checkpoints taken so far: each gets a new name (`cp1`, `cp2`, ...), as a person would.
     taken: AtomicU32,
-}
-
-/// One API action, timed, with the docker CLI command that does the same.
-struct Call {
-    argv: Vec<String>,
-    started: Instant,
-}
-
-impl Call {
-    fn new(argv: &[&str]) -> Call {
-        Call { argv: argv.iter().map(|s| s.to_string()).collect(), started: Instant::now() }
-    }
-
-    fn owned(argv: Vec<String>) -> Call {
-        Call { argv, started: Instant::now() }
-    }
-
-    /// The output the CLI would have given: stdout on success, the daemon's error on stderr.
-    fn finish(self, result: Result<Result<String, ApiError>, tokio::time::error::Elapsed>) -> Output {
-        let seconds = self.started.elapsed().as_secs_f64();
-        let (status, stdout, stderr, timed_out) = match result {
-            Ok(Ok(stdout)) => (Some(0), stdout, String::new(), false),
-            Ok(Err(e)) => (Some(1), String::new(), error_text(&e), false),
-            Err(_) => (None, String::new(), String::new(), true),
-        };
-        Output { argv: self.argv, status, stdout, stderr, seconds, timed_out }
-    }
-}
-
-/// An API error as the docker CLI prints it.
-fn error_text(e: &ApiError) -> String {
-    match e {
-        ApiError::DockerResponseServerError { message, .. } => format!("Error response from daemon: {message}"),
-        ApiError::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn not_found(e: &ApiError) -> bool {
-    matches!(e, ApiError::DockerResponseServerError { status_code: 404, .. })
-}
-
-/// `repo:tag` -> (`repo`, `tag`); the tag is after the last `:` that follows the last `/`.
-fn split_tag(reference: &str) -> (&str, &str) {
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (reference, "latest"),
-    }
-}
-
-/// Percent-encodes a query value (checkpoint names and stack paths are plain, but be safe):
-/// everything but RFC 3986's unreserved characters and `/`.
-fn query_value(text: &str) -> String {
-    const QUERY: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
-    percent_encoding::utf8_percent_encode(text, QUERY).to_string()
-}
-
-/// Paths of CRIU logs named in an error message (runc and crun name the log they wrote).
-fn log_paths(text: &str) -> Vec<String> {
-    text.split(|c: char| c.is_whitespace() || "\"'(),;=".contains(c))
-        .map(|w| w.trim_end_matches([':', '.']))
-        .filter(|w| w.starts_with('/') && w.ends_with(".log"))
-        .map(String::from)
-        .collect()
 }
 
 impl Docker {
@@ -588,7 +526,7 @@ mod tests {
             args: vec!["/bin/sh".into(), "-c".into(), "x".into()],
             labels: vec!["criu-matrix.cell=x".into()],
             annotations: [("org.criu.config".to_string(), "/etc/criu/x.conf".to_string())].into(),
-            mounts: vec![super::super::interface::BindMount { source: "/s".into(), target: "/t".into() }],
+            mounts: vec![crate::engine::interface::BindMount { source: "/s".into(), target: "/t".into() }],
         };
         let line = shell_join(&r.cli_words(&[]));
         assert_eq!(
