@@ -254,12 +254,7 @@ impl Engine for Podman {
     }
 
     fn remove_command(&self, names: &[String]) -> String {
-        let argv: Vec<String> = ["podman", "rm", "--force", "--time", "0"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(names.iter().cloned())
-            .collect();
-        shell_join(&argv)
+        shell_join(&[["podman", "rm", "--force", "--time", "0"].map(String::from).as_slice(), names].concat())
     }
 
     fn remove_blocking(&self, names: &[String]) {

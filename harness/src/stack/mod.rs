@@ -164,8 +164,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
     }
     let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
-    let lock =
-        lock(&dir.join("lock")).with_context(|| format!("the {name} stack is in use by another criu-matrix run"))?;
+    let lock = lock(&dir.join("lock"), name, events, stack_wait()).await?;
     let rootfs = events
         .timed(name, "provision stack rootfs", async {
             match variant {
@@ -208,10 +207,64 @@ fn host_codename() -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|s| s.trim_matches('"').to_string())
 }
 
-/// An exclusive lock on `path`, held as long as the file is open (std's `File::try_lock`, an
-/// `flock(2)`: the kernel drops it when the process dies, however it dies).
-fn lock(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-    file.try_lock().map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
+/// How long a run waits for a stack another run holds: `CRIU_MATRIX_STACK_WAIT` (`0` fails at
+/// once), else two hours.
+fn stack_wait() -> std::time::Duration {
+    std::env::var("CRIU_MATRIX_STACK_WAIT")
+        .ok()
+        .and_then(|v| crate::scenario::duration_text::parse(&v).ok())
+        .unwrap_or(std::time::Duration::from_secs(2 * 3600))
+}
+
+/// An exclusive lock on the stack's lock file, held as long as the file is open (std's
+/// `File::try_lock`, an `flock(2)`: the kernel drops it when the process dies, however it dies).
+/// A stack another run holds is waited for (its PID is in the file), up to `wait`.
+async fn lock(
+    path: &std::path::Path,
+    stack: &str,
+    events: &Events,
+    wait: std::time::Duration,
+) -> anyhow::Result<std::fs::File> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let started = std::time::Instant::now();
+    let mut announced = false;
+    while file.try_lock().is_err() {
+        let holder = std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
+        if started.elapsed() >= wait {
+            anyhow::bail!("the {stack} stack is in use by another criu-matrix run (pid {holder}) and was not freed within {wait:?}");
+        }
+        if !announced {
+            let message = format!("the {stack} stack is in use by another criu-matrix run (pid {holder}): waiting up to {wait:?} (CRIU_MATRIX_STACK_WAIT)");
+            events.emit(crate::events::Event::Warning { message: &message });
+            announced = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_stack_is_waited_for_and_named_by_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let events = Events::default();
+        let held = lock(&path, "trixie", &events, std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), std::process::id().to_string());
+        let err = lock(&path, "trixie", &events, std::time::Duration::from_millis(1500)).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())) && err.contains("not freed"), "{err}");
+        // Released while another waits: the waiter gets it.
+        let waiter = tokio::spawn(async move {
+            let events = Events::default();
+            lock(&dir.path().join("lock"), "trixie", &events, std::time::Duration::from_secs(30)).await.map(|_| dir)
+        });
+        drop(held);
+        assert!(waiter.await.unwrap().is_ok());
+    }
 }

@@ -473,12 +473,7 @@ impl Engine for Docker {
     }
 
     fn remove_command(&self, names: &[String]) -> String {
-        let argv: Vec<String> = ["docker", "rm", "--force", "--volumes"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(names.iter().cloned())
-            .collect();
-        shell_join(&argv)
+        shell_join(&[["docker", "rm", "--force", "--volumes"].map(String::from).as_slice(), names].concat())
     }
 
     fn remove_blocking(&self, names: &[String]) {
