@@ -7,8 +7,9 @@ GIO, the library GTK applications use, and on it:
   (the harness calls it after a restore: the application is still reachable on the bus);
 - subscribes to the bus's NameOwnerChanged signal, as applications watching services do;
 - every 100 ms asks the bus who owns its name and counts the answers. The count lives in this
-  process's memory and is written to /tmp/counter: it grows only while the connection works and
-  the name is still ours, and a restart from scratch would start it again at 1.
+  process's memory and is written to /tmp/counter as `ID COUNT`, after a random identity drawn
+  once at start: it grows only while the connection works and the name is still ours, and a
+  restart from scratch would show another identity and start again at 1.
 
 Errors end the process (GLib also exits it when the bus closes the connection), so a broken
 connection shows as a counter that stops and a container that exits.
@@ -17,6 +18,7 @@ connection shows as a counter that stops and a container that exits.
 import os
 import sys
 import time
+import uuid
 
 from gi.repository import Gio, GLib
 
@@ -29,6 +31,7 @@ INTERFACE = Gio.DBusNodeInfo.new_for_xml(
        </interface></node>"""
 ).interfaces[0]
 
+IDENTITY = uuid.uuid4().hex
 count = 0
 signals = 0
 
@@ -54,7 +57,7 @@ def connect(limit=30.0):
 def write_counter():
     # Written aside and renamed, so a reader never sees a half-written number.
     with open(COUNTER + ".new", "w") as f:
-        f.write(f"{count}\n")
+        f.write(f"{IDENTITY} {count}\n")
     os.replace(COUNTER + ".new", COUNTER)
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A workload that makes freezing hard, with a counter the harness verifies.
 
-The main process counts in memory and writes the count to /tmp/counter every 100 ms (a restart
-from scratch shows as the counter going back), through a rename so that it is never torn. Beside it:
+The main process counts in memory and writes `ID COUNT` to /tmp/counter every 100 ms, after a
+random identity drawn once at start (a restart from scratch shows another identity and the
+counter going back), through a rename so that it is never torn. Beside it:
   - STRESS_THREADS threads in the main process that wake every few milliseconds;
   - STRESS_WORKERS child processes, each with
       STRESS_FORKERS threads that fork() and _exit() in a loop (process churn: the cgroup v1
@@ -16,6 +17,7 @@ Knobs are environment variables, so a scenario can turn the load up or down with
 import os
 import threading
 import time
+import uuid
 
 
 def knob(name, default):
@@ -81,6 +83,7 @@ def main():
             worker(index)
     for _ in range(THREADS):
         start(ticker)
+    identity = uuid.uuid4().hex
     count = 0
     while True:
         count += 1
@@ -88,7 +91,7 @@ def main():
         # counter (under software emulation the restored workload may not write again for
         # longer than the harness waits).
         with open("/tmp/counter.new", "w") as f:
-            f.write(f"{count}\n")
+            f.write(f"{identity} {count}\n")
         os.replace("/tmp/counter.new", "/tmp/counter")
         time.sleep(0.1)
 

@@ -16,8 +16,9 @@ import java.nio.file.StandardOpenOption;
  *   alive and still connected to the JVM;
  * - an idle helper (`sleep`), a child that does nothing until it is killed.
  *
- * The count lives in the JVM's memory and is rewritten to a file: a daemon started again from
- * scratch instead of restored starts over at 1, and the harness sees the counter go back.
+ * The count lives in the JVM's memory and is rewritten to a file as `ID COUNT`, after a random
+ * identity drawn once at start: a daemon started again from scratch instead of restored has
+ * another identity and starts over at 1, and the harness sees both.
  */
 public final class Daemon {
     public static void main(String[] args) throws Exception {
@@ -27,6 +28,7 @@ public final class Daemon {
         Writer toWorker = new OutputStreamWriter(echo.getOutputStream(), StandardCharsets.US_ASCII);
         BufferedReader fromWorker =
                 new BufferedReader(new InputStreamReader(echo.getInputStream(), StandardCharsets.US_ASCII));
+        String identity = java.util.UUID.randomUUID().toString();
         long count = 0;
         while (idle.isAlive()) {
             long next = count + 1;
@@ -40,7 +42,7 @@ public final class Daemon {
                 throw new IOException("the echo worker sent back " + back + " instead of " + next);
             }
             count = next;
-            Files.writeString(ticks, count + "\n", StandardCharsets.US_ASCII, StandardOpenOption.CREATE,
+            Files.writeString(ticks, identity + " " + count + "\n", StandardCharsets.US_ASCII, StandardOpenOption.CREATE,
                     StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
             Thread.sleep(100);
         }

@@ -273,7 +273,7 @@ mod tests {
         std::fs::create_dir_all(images.path().join("img")).unwrap();
         std::fs::write(images.path().join("img/Containerfile"), "FROM x\n").unwrap();
         let text = "id: tcp\nsummary: a TCP connection\nupstream: [checkpoint-restore/criu#2718, \"https://criu.org/TCP_connection\"]\n\
-                    image: img\nrun: {}\nready: { file: /f }\nrounds: 2\nexpect:\n  - outcome: fails\n    round: 1\n    step: checkpoint\n    \
+                    image: img\nrun: {}\nready: { file: /f }\nrounds: 2\nverify: [counter: /f]\nexpect:\n  - outcome: fails\n    round: 1\n    step: checkpoint\n    \
                     signature: \"Can't get 1:16 opt\"\n    reason: CRIU before 4.2 (criu#2705)\n";
         crate::scenario::parse_scenario(std::path::Path::new("t.yaml"), text, images.path()).unwrap()
     }

@@ -24,6 +24,11 @@ pub struct RunArgs {
 }
 
 pub async fn run(project: Project, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // An unknown fault mode stops the run before any cell, as a malformed scenario does.
+    if let Err(message) = crate::execute::Fault::from_env() {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::from(2));
+    }
     let cells = match args.plan.plan_or_exit(&project) {
         Ok(c) => c,
         Err(code) => return Ok(code),

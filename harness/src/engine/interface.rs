@@ -100,6 +100,8 @@ pub enum CheckpointMode<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CriuOptions {
     pub tcp_established: bool,
+    /// Leave the container running after the checkpoint (`--leave-running`).
+    pub leave_running: bool,
     /// Fetch CRIU's log after a successful step too (stress cells read how long the freezer
     /// took from it); a failed step always brings its log.
     pub keep_log: bool,

@@ -96,6 +96,9 @@ impl Podman {
         if options.tcp_established {
             args.push("--tcp-established");
         }
+        if options.leave_running && verb == "checkpoint" {
+            args.push("--leave-running");
+        }
         if options.keep_log {
             // Without it podman deletes CRIU's log of a successful step.
             args.push("--keep");

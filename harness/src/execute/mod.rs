@@ -9,10 +9,12 @@
 //! - `verify`: the judgement after a restore;
 //! - `stack_setup`, `criu_config`: what the cell needs in the stack around its container;
 //! - `spec`: what a cell is given, and its containers' guard;
-//! - `outcome`: what it came to, for `verdict`.
+//! - `outcome`: what it came to, for `verdict`;
+//! - `fault`: the harness's self-checks (`CRIU_MATRIX_FAULT`), restores replaced by what is not one.
 
 mod cell;
 mod criu_config;
+mod fault;
 mod outcome;
 mod precheck;
 mod round;
@@ -22,5 +24,6 @@ mod stack_setup;
 mod verify;
 
 pub use cell::{execute, Execution};
+pub use fault::{Fault, FAULT_ENV};
 pub use outcome::{Failure, Outcome, StressRun};
 pub use spec::CellSpec;

@@ -1,10 +1,11 @@
 //! One round of a cell, step by step: what is read before the checkpoint, the checkpoint, the
 //! restore, and the verification after it. Each step records what it saw on the round's record.
 
+use super::fault::Fault;
 use super::outcome::Failure;
 use super::spec::{container_name, CellContainers, CellSpec};
 use super::verify;
-use crate::engine::{CheckpointMode, CriuOptions, Engine, StepReport};
+use crate::engine::{CheckpointMode, CriuOptions, Engine, RunRequest, StepReport};
 use crate::events::{Event, Events};
 use crate::observe::{freezer, Probe};
 use crate::record::{RoundFailure, RoundRecord, SignatureHit};
@@ -21,6 +22,10 @@ pub struct RoundContext<'a> {
     pub events: &'a Events,
     pub containers: &'a CellContainers,
     pub probe: &'a Probe<'a>,
+    /// The request the workload was started with (a `restart` fault starts it again).
+    pub request: &'a RunRequest,
+    /// `CRIU_MATRIX_FAULT`: the harness's self-check, when this run is one.
+    pub fault: Option<Fault>,
 }
 
 impl RoundContext<'_> {
@@ -36,7 +41,11 @@ impl RoundContext<'_> {
         let begun = rounds.last().is_some_and(|r| r.round == round);
         let mut record =
             if begun { rounds.pop().expect("checked") } else { RoundRecord { round, ..RoundRecord::default() } };
-        self.before_checkpoint(round, name, &mut record).await;
+        if let Err(message) = self.before_checkpoint(round, name, &mut record).await {
+            let _ = std::fs::write(self.spec.log_dir.join(format!("round{round}-before-checkpoint.txt")), &message);
+            rounds.push(record);
+            return Ok(Some(Failure { round, step: FailStep::BeforeCheckpoint, message, evidence: String::new() }));
+        }
         let archive = format!("/tmp/{name}.tar.gz");
         let mode = if self.spec.scenario.checkpoint.export {
             CheckpointMode::Export { archive: &archive }
@@ -55,25 +64,33 @@ impl RoundContext<'_> {
     }
 
     fn counter_path(&self) -> Option<&str> {
-        self.spec.scenario.verify.iter().find_map(|v| match v {
-            VerifyStep::Counter(path) => Some(path.as_str()),
-            _ => None,
-        })
+        self.spec.scenario.witness.as_deref()
     }
 
     fn criu_options(&self) -> CriuOptions {
         let s = self.spec.scenario;
-        CriuOptions { tcp_established: s.checkpoint.tcp_established, keep_log: s.stress.is_some() }
+        CriuOptions {
+            tcp_established: s.checkpoint.tcp_established,
+            leave_running: self.fault == Some(Fault::NoRestore),
+            keep_log: s.stress.is_some(),
+        }
     }
 
-    /// What is read before the checkpoint: the counter, the tasks' states (stress cells), the
-    /// pidfds held (after round 1, whose precheck read them), the PIDs of named processes.
-    async fn before_checkpoint(&self, round: u32, name: &str, record: &mut RoundRecord) {
+    /// What is read before the checkpoint: the witness and the container's first process (a
+    /// failed reading fails the round: a restore could not be judged without it), the tasks'
+    /// states (stress cells), the pidfds held (after round 1, whose precheck read them), the
+    /// PIDs of named processes.
+    async fn before_checkpoint(&self, round: u32, name: &str, record: &mut RoundRecord) -> Result<(), String> {
         let (s, probe) = (self.spec.scenario, self.probe);
+        let init = probe.init_process(name).await.map_err(|e| format!("witness: before the checkpoint: {e}"))?;
+        record.init_before = Some(init);
         if let Some(path) = self.counter_path() {
             let command = self.engine.read_file_command(name, path);
-            self.spec.transcript.push_equivalent("the counter before the checkpoint", &command);
-            record.counter_before = probe.counter(name, path).await.ok();
+            self.spec.transcript.push_equivalent("the witness before the checkpoint: `ID COUNT`", &command);
+            let seen =
+                probe.witness(name, path).await.map_err(|e| format!("witness: before the checkpoint: {e}"))?;
+            record.counter_before = Some(seen.count);
+            record.witness_before = Some(seen.id);
         }
         if s.stress.is_some() {
             record.tasks_before = probe.task_states(name).await.ok();
@@ -90,6 +107,7 @@ impl RoundContext<'_> {
                 }
             }
         }
+        Ok(())
     }
 
     /// The checkpoint, its figures, and for a stress cell how long its freezer took.
@@ -134,11 +152,23 @@ impl RoundContext<'_> {
     ) -> anyhow::Result<Option<Failure>> {
         let (s, engine) = (self.spec.scenario, self.engine);
         let export = matches!(mode, CheckpointMode::Export { .. });
+        if self.fault == Some(Fault::NoRestore) {
+            // The container was left running: nothing is restored, and the verification must
+            // see that.
+            self.spec.transcript.push_equivalent("fault no-restore: the restore is skipped", "true");
+            if let CheckpointMode::Export { archive } = mode {
+                let _ = std::fs::remove_file(self.session.host_path(archive));
+            }
+            return Ok(None);
+        }
         let new_name = if export { container_name(self.spec.name, round + 1) } else { name.clone() };
         if export {
             self.containers.add(&new_name);
         }
-        let restored = engine.restore(name, &new_name, mode, self.criu_options(), s.timeouts.restore).await?;
+        let restored = match self.fault {
+            Some(Fault::Restart) => self.start_again(name, &new_name, export).await?,
+            _ => engine.restore(name, &new_name, mode, self.criu_options(), s.timeouts.restore).await?,
+        };
         if let CheckpointMode::Export { archive } = mode {
             let _ = std::fs::remove_file(self.session.host_path(archive));
         }
@@ -159,25 +189,50 @@ impl RoundContext<'_> {
         Ok(None)
     }
 
+    /// Fault `restart`: instead of a restore, the same image started again with the same name and
+    /// arguments (in place, the checkpointed container is removed first), and waited for as a
+    /// first start is. Reported as the restore step.
+    async fn start_again(&self, name: &str, new_name: &str, export: bool) -> anyhow::Result<StepReport> {
+        let engine = self.engine;
+        if !export {
+            let this = std::slice::from_ref(&name.to_string()).to_vec();
+            self.spec.transcript.push_equivalent("fault restart: remove the checkpointed container", &engine.remove_command(&this));
+            engine.remove_blocking(&this);
+        }
+        let request = RunRequest { name: new_name.to_string(), ..self.request.clone() };
+        let output = engine.run(&request, self.spec.scenario.timeouts.start).await?;
+        if output.success() {
+            if let Err(message) = super::rounds::wait_ready(self.probe, self.spec, new_name).await {
+                anyhow::bail!("fault restart: the workload started again was not ready: {message}");
+            }
+        }
+        Ok(StepReport { output, stats: Default::default(), criu_log: None, daemon_log: None })
+    }
+
     /// The checks after the restore (see `verify`); a failed one keeps its message as a file.
     async fn verify(&self, round: u32, name: &str, record: &mut RoundRecord) -> Option<Failure> {
         let s = self.spec.scenario;
         self.record_verify_commands(name);
         let cgroup = &self.session.facts.cgroup;
         let (log_dir, limit) = (self.spec.log_dir, s.timeouts.verify);
-        let verified = verify::after_restore(self.probe, name, &s.verify, record, cgroup, log_dir, limit).await;
+        let verified = verify::after_restore(self.probe, name, s, record, cgroup, log_dir, limit).await;
         keep_final_screenshot(log_dir, record);
-        let message = verified.err()?;
-        let _ = std::fs::write(log_dir.join(format!("round{round}-verify.txt")), &message);
-        Some(Failure { round, step: FailStep::Verify, evidence: message.clone(), message })
+        let failed = verified.err()?;
+        let _ = std::fs::write(log_dir.join(format!("round{round}-verify.txt")), &failed.message);
+        Some(Failure { round, step: FailStep::Verify, message: failed.message, evidence: failed.evidence })
     }
 
     /// The plain commands a person would run for the checks the harness makes through /proc.
     fn record_verify_commands(&self, name: &str) {
         let (s, engine, transcript) = (self.spec.scenario, self.engine, self.spec.transcript);
+        let init = host_pid_command(engine, name);
+        transcript.push_equivalent(
+            "the container's first process after the restore: another host process than before the checkpoint",
+            &format!("echo {init}; cut -d' ' -f22 /proc/{init}/stat"),
+        );
         if let Some(path) = self.counter_path() {
             let command = engine.read_file_command(name, path);
-            transcript.push_equivalent("the counter after the restore: not lower, then growing", &command);
+            transcript.push_equivalent("the witness after the restore: the same ID, the COUNT not lower, then growing", &command);
         }
         if s.verify.iter().any(|v| matches!(v, VerifyStep::CgroupPlacement(_))) {
             let command = engine.process_cgroups_command(name);
@@ -209,12 +264,13 @@ impl RoundContext<'_> {
             "after the failed checkpoint: is the workload still running?",
             &self.engine.read_file_command(name, &s.ready.file),
         );
-        match self.counter_path() {
-            Some(path) => {
+        match (self.counter_path(), record.witness_before.clone(), record.counter_before) {
+            (Some(path), Some(id), Some(count)) => {
+                let before = crate::observe::WitnessReading { id, count };
                 let limit = s.timeouts.verify;
-                verify::counter_continued(self.probe, name, path, record.counter_before, limit).await.map(|_| ())
+                verify::witness_continued(self.probe, name, path, &before, limit).await.map(|_| ())
             }
-            None => self.probe.pid(name).await.map(|_| ()),
+            _ => self.probe.pid(name).await.map(|_| ()),
         }
         .map_err(|e| format!("the workload did not survive the failed checkpoint: {e}"))
     }

@@ -23,9 +23,14 @@ pub async fn run(
     rounds: &mut Vec<RoundRecord>,
 ) -> anyhow::Result<Outcome> {
     let s = spec.scenario;
+    let fault = match super::fault::Fault::from_env() {
+        Ok(fault) => fault,
+        Err(message) => return Ok(Outcome::Error { step: "harness".into(), message }),
+    };
     let mut name = container_name(spec.name, 1);
     containers.add(&name);
-    let started = engine.run(&run_request(spec, &name, mounts), s.timeouts.start).await?;
+    let request = run_request(spec, &name, mounts);
+    let started = engine.run(&request, s.timeouts.start).await?;
     if !started.success() {
         return Ok(Outcome::Error { step: "start".into(), message: started.failure_text() });
     }
@@ -37,7 +42,7 @@ pub async fn run(
         let _ = std::fs::write(spec.log_dir.join("precheck.txt"), &message);
         return Ok(Outcome::Error { step: "precheck".into(), message });
     }
-    let round = RoundContext { engine, session, spec, events, containers, probe: &probe };
+    let round = RoundContext { engine, session, spec, events, containers, probe: &probe, request: &request, fault };
     match s.stress {
         None => {
             for n in 1..=s.rounds {
@@ -68,7 +73,7 @@ fn run_request(spec: &CellSpec<'_>, name: &str, mounts: &[BindMount]) -> RunRequ
 }
 
 /// Waits for the ready file; when it never comes, what the workload printed is the evidence.
-async fn wait_ready(probe: &Probe<'_>, spec: &CellSpec<'_>, name: &str) -> Result<(), String> {
+pub(super) async fn wait_ready(probe: &Probe<'_>, spec: &CellSpec<'_>, name: &str) -> Result<(), String> {
     let (engine, ready) = (probe.engine, &spec.scenario.ready);
     spec.transcript.push_equivalent(
         "wait until the workload is ready",

@@ -13,4 +13,4 @@ pub mod rfb;
 pub mod tasks;
 pub mod vnc;
 
-pub use probe::{read_counter, Probe, POLL};
+pub use probe::{read_witness, Probe, WitnessReading, POLL};

@@ -16,9 +16,26 @@ pub struct Probe<'a> {
     pub session: &'a Session,
 }
 
-/// Reads a counter file: a decimal number, possibly followed by a newline.
-pub fn read_counter(text: &str) -> Result<u64, String> {
-    text.trim().parse::<u64>().map_err(|_| format!("expected a number in the counter file, found {:?}", text.trim()))
+/// What a workload's witness file says: `ID COUNT`, a random identity the workload drew at start
+/// and keeps in memory, and its count. A workload started again instead of restored has another
+/// identity; one restored has the same identity and a count that goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessReading {
+    pub id: String,
+    pub count: u64,
+}
+
+/// Reads a witness file: `ID COUNT`, possibly followed by a newline. The identity is 8 to 64
+/// letters, digits, `-` or `_`, not a bare number (so a plain counter is never taken for one).
+pub fn read_witness(text: &str) -> Result<WitnessReading, String> {
+    let wrong = || format!("expected `ID COUNT` (a random identity and a count) in the witness file, found {:?}", text.trim());
+    let mut words = text.split_whitespace();
+    let (Some(id), Some(count), None) = (words.next(), words.next(), words.next()) else { return Err(wrong()) };
+    let id_ok = (8..=64).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !id.chars().all(|c| c.is_ascii_digit());
+    let count = count.parse::<u64>().ok().filter(|_| id_ok).ok_or_else(wrong)?;
+    Ok(WitnessReading { id: id.to_string(), count })
 }
 
 impl<'a> Probe<'a> {
@@ -57,19 +74,31 @@ impl<'a> Probe<'a> {
         Err(format!("the workload was not ready within {:.0}s ({last})", limit.as_secs_f64()))
     }
 
-    /// Reads the counter. The workload rewrites the file in place, so a read may land between the
-    /// truncation and the write, and a checkpoint taken there restores an empty file that stays
-    /// empty until the restored workload is scheduled again (seconds under software emulation):
-    /// an empty or partial read is retried until a number is there, for up to 20 seconds.
-    pub async fn counter(&self, name: &str, path: &str) -> Result<u64, String> {
+    /// Reads the witness. The workload may rewrite the file in place, so a read may land between
+    /// the truncation and the write, and a checkpoint taken there restores an empty file that
+    /// stays empty until the restored workload is scheduled again (seconds under software
+    /// emulation): an empty or partial read is retried until `ID COUNT` is there, for up to 20
+    /// seconds. A file that cannot be read at all is an error at once.
+    pub async fn witness(&self, name: &str, path: &str) -> Result<WitnessReading, String> {
         let started = Instant::now();
         loop {
-            match read_counter(&self.read(name, path).await?) {
-                Ok(n) => return Ok(n),
-                Err(e) if started.elapsed() > Duration::from_secs(20) => return Err(e),
+            match read_witness(&self.read(name, path).await?) {
+                Ok(w) => return Ok(w),
+                Err(e) if started.elapsed() > Duration::from_secs(20) => return Err(format!("{path}: {e}")),
                 Err(_) => tokio::time::sleep(POLL).await,
             }
         }
+    }
+
+    /// The container's first process as a host process: its PID and start time as the stack's
+    /// `/proc` shows them. A restore makes a new one; a container left running keeps it.
+    pub async fn init_process(&self, name: &str) -> Result<crate::record::HostProcess, String> {
+        let pid = self.pid(name).await?;
+        let start_time = super::proc::process(&self.session.host_path("/proc"), pid)
+            .and_then(|p| p.stat().ok())
+            .map(|s| s.starttime)
+            .ok_or_else(|| format!("failed to read the start time of the container's first process (pid {pid})"))?;
+        Ok(crate::record::HostProcess { pid, start_time })
     }
 
     /// Processes in the container's PID namespace, as the host sees them.
@@ -98,9 +127,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_counters_and_rejects_garbage() {
-        assert_eq!(read_counter("42\n"), Ok(42));
-        assert!(read_counter("").is_err());
-        assert!(read_counter("4x2").is_err());
+    fn reads_witnesses_and_rejects_what_is_not_one() {
+        let id = "3f6c1c2e-7a59-4c31-9d0e-1b2a3c4d5e6f";
+        assert_eq!(read_witness(&format!("{id} 42\n")), Ok(WitnessReading { id: id.into(), count: 42 }));
+        assert_eq!(read_witness("0123abcdef 7").map(|w| w.count), Ok(7));
+        for bad in ["", "42\n", "12345678 42", "short 42", "id-with space 4", "abcdefgh 4x2", "abcdefgh", "abcdefgh 1 2"] {
+            let err = read_witness(bad).expect_err(bad);
+            assert!(err.contains("expected `ID COUNT`"), "{err}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! One cell's record: its coordinates, verdict and why, the failure, every round's figures and
 //! evidence, the versions, and where its logs are.
 
-use super::evidence::{CriuConfigRecord, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen};
+use super::evidence::{CriuConfigRecord, HostProcess, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen};
 use super::verdict::Verdict;
 use crate::plan::CellKey;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ pub struct CellRecord {
     /// A stress cell's rate and freeze times (plain fields, for any report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<StressRecord>,
+    /// The harness's fault mode (`CRIU_MATRIX_FAULT`) this cell ran under: a self-check of the
+    /// harness, never a result about the stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// What a stress cell's rounds came to: the failure rate, which failure signs showed, and CRIU's
@@ -138,10 +142,23 @@ pub struct RoundRecord {
     pub checkpoint_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_seconds: Option<f64>,
+    /// The witness's count right before the checkpoint, and right after the restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter_before: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter_after: Option<u64>,
+    /// The witness's identity (the random one the workload drew at start) before the checkpoint
+    /// and after the restore: the same when it was restored, another when it started again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_after: Option<String>,
+    /// The container's first process before the checkpoint and after the restore: a restore
+    /// makes a new host process, a container left running keeps its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_before: Option<HostProcess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_after: Option<HostProcess>,
     /// Figures from the engine's `--print-stats` (CRIU's freezing/frozen/memdump times in µs, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checkpoint_stats: BTreeMap<String, f64>,

@@ -137,6 +137,20 @@ pub struct VncSeen {
     pub seconds: f64,
 }
 
+/// A process as the host sees it: its PID and its start time (clock ticks after boot). A
+/// restore makes new processes; a container that was never restored keeps its first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostProcess {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl std::fmt::Display for HostProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} started at tick {}", self.pid, self.start_time)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningSeen {
     pub before: Vec<u32>,

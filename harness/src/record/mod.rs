@@ -15,7 +15,7 @@ mod verdict;
 
 pub use cell::{CellRecord, FailureRecord, RoundRecord, StressRecord};
 pub use evidence::{
-    CriuConfigFileRecord, CriuConfigRecord, PidfdHolder, Placement, ProcessPlacement, RoundFailure, RunningSeen,
+    CriuConfigFileRecord, CriuConfigRecord, HostProcess, PidfdHolder, Placement, ProcessPlacement, RoundFailure, RunningSeen,
     SignatureHit, SleepingTask, TaskStates, VncSeen,
 };
 pub use run_dir::{read_cells, read_cells_file, RunDir};

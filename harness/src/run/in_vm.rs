@@ -98,5 +98,6 @@ fn error_record(cell: &Cell, log_dir: &Path, logs: String, step: &str, message: 
         reproducer: None,
         criu_config: None,
         stress: None,
+        fault: None,
     }
 }

@@ -73,6 +73,7 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
         reproducer: None,
         criu_config,
         stress,
+        fault: crate::execute::Fault::from_env().ok().flatten().map(|f| f.to_string()),
     }
 }
 

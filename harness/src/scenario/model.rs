@@ -33,6 +33,11 @@ pub struct ScenarioFile {
     pub precheck: Vec<PrecheckStep>,
     #[serde(default)]
     pub verify: Vec<VerifyStep>,
+    /// Why this scenario has no witness (no `counter:` step): without one, a workload started
+    /// again instead of restored could pass. Every image of this project carries a witness; a
+    /// scenario that cannot must say why here.
+    #[serde(default)]
+    pub no_witness: Option<Spanned<String>>,
     /// Per-step time limits; each has a default.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -130,9 +135,10 @@ pub struct CheckpointSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum VerifyStep {
-    /// A file holding a number the workload keeps in memory and rewrites as it counts: after a
-    /// restore it must be at least its value before the checkpoint, then keep increasing.
-    Counter(String),
+    /// The witness: a file where the workload writes `ID COUNT`, a random identity it drew at
+    /// start and keeps in memory, and a count it keeps in memory. After a restore the identity
+    /// must be the one read before the checkpoint, the count not lower and then growing.
+    Counter(Spanned<String>),
     /// How many processes must live in the container after a restore.
     Processes(ProcessCount),
     /// A command run in the container (`podman exec`) that must succeed, e.g. a D-Bus call the
@@ -276,10 +282,14 @@ pub enum ExpectedOutcome {
     Fails,
 }
 
-/// The step of a round at which a cell failed.
+/// The step of a round at which a cell failed, in the order they come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum FailStep {
+    /// `criu check` on the cell's stack and kernel, before any container (its round is 0).
+    CriuCheck,
+    /// What is read before each checkpoint: the witness, the container's first process.
+    BeforeCheckpoint,
     Checkpoint,
     Restore,
     Verify,
@@ -288,6 +298,8 @@ pub enum FailStep {
 impl std::fmt::Display for FailStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            FailStep::CriuCheck => "criu-check",
+            FailStep::BeforeCheckpoint => "before-checkpoint",
             FailStep::Checkpoint => "checkpoint",
             FailStep::Restore => "restore",
             FailStep::Verify => "verify",

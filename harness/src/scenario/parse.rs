@@ -102,6 +102,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
             message: "rounds must be at least 1".into(),
         });
     }
+    check_witness(file, &raw)?;
     let stress = raw.stress.as_ref().map(|spec| stress(file, spec)).transpose()?;
     let expect = raw
         .expect
@@ -123,6 +124,11 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         rounds: raw.rounds,
         checkpoint: raw.checkpoint,
         precheck: raw.precheck,
+        witness: raw.verify.iter().find_map(|v| match v {
+            VerifyStep::Counter(path) => Some(path.value.clone()),
+            _ => None,
+        }),
+        no_witness: raw.no_witness.map(|w| w.value),
         verify: raw.verify,
         timeouts: raw.timeouts,
         expect,
@@ -132,6 +138,40 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         stress,
         source: file.to_path_buf(),
     })
+}
+
+/// Every scenario has one witness (a `counter:` step), or says why it has none: without one, a
+/// workload started again instead of restored could pass its checks.
+fn check_witness(file: &Path, raw: &ScenarioFile) -> Result<(), ScenarioError> {
+    let witnesses: Vec<&Spanned<String>> = raw
+        .verify
+        .iter()
+        .filter_map(|v| match v {
+            VerifyStep::Counter(path) => Some(path),
+            _ => None,
+        })
+        .collect();
+    match (witnesses.as_slice(), &raw.no_witness) {
+        ([], None) => Err(ScenarioError::at(
+            file,
+            &raw.id,
+            "a scenario needs a witness: a `counter:` verify step naming the file where the workload writes \
+             `ID COUNT` (a random identity it keeps in memory, and its count), or `no_witness: <why>`",
+        )),
+        ([], Some(why)) if why.value.split_whitespace().count() < 3 => Err(ScenarioError::at(
+            file,
+            why,
+            "`no_witness` needs a reason (a few words): why a restart of this workload cannot be told from a restore",
+        )),
+        ([_], Some(why)) => {
+            Err(ScenarioError::at(file, why, "`no_witness` with a `counter:` step: the scenario has a witness"))
+        }
+        ([_, second, ..], _) => Err(ScenarioError::at(file, second, "a scenario has one witness (`counter:`), not two")),
+        ([path], None) if !path.value.starts_with('/') => {
+            Err(ScenarioError::at(file, path, format!("expected an absolute path in the container, got `{}`", path.value)))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_verify_step(file: &Path, step: &VerifyStep) -> Result<(), ScenarioError> {
@@ -307,6 +347,17 @@ expect:
     }
 
     #[test]
+    fn a_scenario_may_opt_out_of_the_witness_with_a_reason() {
+        let text = GOOD.replace("  - counter: /tmp/counter\n", "").replace(
+            "rounds: 2",
+            "rounds: 2\nno_witness: the workload has no memory of its own to count in",
+        );
+        let s = parse(&text).unwrap();
+        assert_eq!((s.witness, s.no_witness.as_deref()), (None, Some("the workload has no memory of its own to count in")));
+        assert_eq!(parse(GOOD).unwrap().witness.as_deref(), Some("/tmp/counter"));
+    }
+
+    #[test]
     fn a_complete_scenario_parses() {
         let s = parse(GOOD).unwrap();
         assert_eq!(s.id, "demo");
@@ -333,6 +384,7 @@ expect:
     failure_rate: '<=100%'
     signature: 'Timeout reached'
   - outcome: passes
+verify: [counter: /tmp/counter]
 ";
 
     #[test]
@@ -375,6 +427,11 @@ expect:
     #[case::unknown_condition(GOOD.replace("runtime: crun,", "runtim: crun,"), 11, "unknown condition `runtim`")]
     #[case::unknown_cgroup_manager(GOOD.replace("runtime: crun,", "cgroup_manager: sytemd,"), 11, "unknown cgroup_manager `sytemd`")]
     #[case::huge_duration(GOOD.replace("30s", "99999999999999999999s"), 5, "duration")]
+    #[case::no_witness(GOOD.replace("  - counter: /tmp/counter\n", ""), 1, "a scenario needs a witness")]
+    #[case::two_witnesses(GOOD.replace("  - counter: /tmp/counter\n", "  - counter: /tmp/counter\n  - counter: /tmp/other\n"), 9, "one witness")]
+    #[case::witness_and_opt_out(GOOD.replace("rounds: 2", "rounds: 2\nno_witness: a desktop without any counter"), 7, "the scenario has a witness")]
+    #[case::opt_out_without_reason(GOOD.replace("  - counter: /tmp/counter\n", "").replace("rounds: 2", "rounds: 2\nno_witness: none"), 7, "needs a reason")]
+    #[case::relative_witness(GOOD.replace("counter: /tmp/counter", "counter: tmp/counter"), 8, "absolute path")]
     fn malformed_files_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
         let err = parse(&text).expect_err("must be rejected");
         assert_eq!(err.line, line, "{err}");

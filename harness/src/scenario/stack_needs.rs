@@ -200,6 +200,7 @@ run:
 ready: { file: /tmp/counter }
 verify:
   - exec: { args: [dbus-send, --system, /x], output: 'uint64 \\d+' }
+  - counter: /tmp/counter
 ";
 
     fn parse(text: &str) -> Result<crate::scenario::Scenario, ScenarioError> {

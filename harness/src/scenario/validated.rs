@@ -20,6 +20,10 @@ pub struct Scenario {
     pub checkpoint: CheckpointSpec,
     pub precheck: Vec<PrecheckStep>,
     pub verify: Vec<VerifyStep>,
+    /// The witness file (the `counter:` step's path): `ID COUNT`. `None` only with `no_witness`.
+    pub witness: Option<String>,
+    /// Why the scenario has no witness, when it has none.
+    pub no_witness: Option<String>,
     pub timeouts: Timeouts,
     pub expect: Vec<Expectation>,
     pub services: Vec<ServiceSpec>,

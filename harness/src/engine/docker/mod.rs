@@ -303,13 +303,16 @@ impl Engine for Docker {
         if let Some(d) = &dir {
             argv.extend(["--checkpoint-dir".into(), d.clone()]);
         }
+        if options.leave_running {
+            argv.push("--leave-running".into());
+        }
         argv.extend([name.to_string(), checkpoint.clone()]);
         let call = Call::owned(argv);
         let mark = self.daemon_log_mark();
         let request = bollard::container::CreateCheckpointOptions {
             checkpoint_id: checkpoint.clone(),
             checkpoint_dir: dir.clone(),
-            exit: true,
+            exit: !options.leave_running,
         };
         let work = async { self.client.create_checkpoint(name, request).await.map(|()| String::new()) };
         let out = self.record("checkpoint", call.finish(tokio::time::timeout(limit, work).await));

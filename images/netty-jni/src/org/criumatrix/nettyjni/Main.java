@@ -17,8 +17,9 @@ import java.util.List;
  *
  * Then it counts. Every tick hashes the next number with the native library and checks the digest
  * against Java's own SHA-256; only a matching tick is counted. So the counter grows only while the
- * deleted, mapped library still works, and it lives in the JVM's memory: a JVM started again
- * instead of restored starts over at 1, and the harness sees the counter go back.
+ * deleted, mapped library still works, and it lives in the JVM's memory, written as `ID COUNT`
+ * after a random identity drawn once at start: a JVM started again instead of restored has
+ * another identity and starts over at 1, and the harness sees both.
  */
 public final class Main {
     private static final String LIBRARY = "netty_tcnative_linux_x86_64";
@@ -42,6 +43,7 @@ public final class Main {
         System.out.flush();
 
         MessageDigest java = MessageDigest.getInstance("SHA-256");
+        String identity = java.util.UUID.randomUUID().toString();
         long count = 0;
         while (true) {
             long next = count + 1;
@@ -51,7 +53,7 @@ public final class Main {
                 throw new IOException("the native SHA-256 of tick " + next + " differs from Java's");
             }
             count = next;
-            write(ticks, count + "\n");
+            write(ticks, identity + " " + count + "\n");
             Thread.sleep(100);
         }
     }
