@@ -202,7 +202,7 @@ impl RoundContext<'_> {
         let request = RunRequest { name: new_name.to_string(), ..self.request.clone() };
         let output = engine.run(&request, self.spec.scenario.timeouts.start).await?;
         if output.success() {
-            if let Err(message) = super::rounds::wait_ready(self.probe, self.spec, new_name).await {
+            if let Err(message) = super::ready::wait_ready(self.probe, self.spec, new_name).await {
                 anyhow::bail!("fault restart: the workload started again was not ready: {message}");
             }
         }

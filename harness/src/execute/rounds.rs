@@ -11,7 +11,6 @@ use crate::observe::{freezer, Probe};
 use crate::record::RoundRecord;
 use crate::scenario::FailStep;
 use crate::stack::Session;
-use std::time::Duration;
 
 pub async fn run(
     engine: &dyn Engine,
@@ -35,7 +34,7 @@ pub async fn run(
         return Ok(Outcome::Error { step: "start".into(), message: started.failure_text() });
     }
     let probe = Probe::new(engine, session);
-    if let Err(message) = wait_ready(&probe, spec, &name).await {
+    if let Err(message) = super::ready::wait_ready(&probe, spec, &name).await {
         return Ok(Outcome::Error { step: "ready".into(), message });
     }
     if let Err(message) = super::precheck::run(&probe, spec, &name, rounds).await {
@@ -70,21 +69,6 @@ fn run_request(spec: &CellSpec<'_>, name: &str, mounts: &[BindMount]) -> RunRequ
         annotations: s.run.annotations.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
         mounts: mounts.to_vec(),
     }
-}
-
-/// Waits for the ready file; when it never comes, what the workload printed is the evidence.
-pub(super) async fn wait_ready(probe: &Probe<'_>, spec: &CellSpec<'_>, name: &str) -> Result<(), String> {
-    let (engine, ready) = (probe.engine, &spec.scenario.ready);
-    spec.transcript.push_equivalent(
-        "wait until the workload is ready",
-        &format!("until {} >/dev/null 2>&1; do sleep 0.1; done", engine.read_file_command(name, &ready.file)),
-    );
-    let Err(message) = probe.wait_ready(name, &ready.file, ready.timeout).await else { return Ok(()) };
-    let printed = engine.logs(name, Duration::from_secs(30)).await.ok();
-    let printed = printed.map(|o| format!("{}{}", o.stdout, o.stderr)).unwrap_or_default();
-    let _ = std::fs::write(spec.log_dir.join("container.log"), &printed);
-    let tail: Vec<&str> = printed.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(if tail.is_empty() { message } else { format!("{message}; the workload printed:\n{}", tail.join("\n")) })
 }
 
 /// A stress cell: a failed checkpoint is counted and the rounds go on, as long as the workload

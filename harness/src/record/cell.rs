@@ -16,6 +16,9 @@ pub struct CellRecord {
     pub reason: String,
     /// What the scenario expected here, e.g. `passes` or `fails at round 2 checkpoint`.
     pub expected: String,
+    /// The clause that decided the verdict: the scenario's own, or a known issue's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clause: Option<MatchedClause>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureRecord>,
     #[serde(default)]
@@ -40,6 +43,42 @@ pub struct CellRecord {
     /// harness, never a result about the stack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+}
+
+/// Which clause decided a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchedClause {
+    pub kind: ClauseKind,
+    /// A known issue's id (`criu#2705`), a scenario clause's `line N`, or `passes` (the default).
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClauseKind {
+    /// A clause of the scenario's `expect:`.
+    Scenario,
+    /// A file of `known-issues/`.
+    KnownIssue,
+    /// No clause applied: the scenario passes.
+    Default,
+}
+
+impl MatchedClause {
+    /// The known issue's id, when a known issue decided the verdict.
+    pub fn known_issue(&self) -> Option<&str> {
+        (self.kind == ClauseKind::KnownIssue).then_some(self.id.as_str())
+    }
+}
+
+impl std::fmt::Display for MatchedClause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            ClauseKind::KnownIssue => write!(f, "known issue {}", self.id),
+            ClauseKind::Scenario => write!(f, "the scenario's clause at {}", self.id),
+            ClauseKind::Default => f.write_str("no clause (passes)"),
+        }
+    }
 }
 
 /// What a stress cell's rounds came to: the failure rate, which failure signs showed, and CRIU's

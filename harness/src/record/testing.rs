@@ -13,6 +13,7 @@ pub(crate) fn record(scenario: &str, runtime: &str, stack: &str, verdict: Verdic
         verdict,
         reason: "why".into(),
         expected: "passes".into(),
+        clause: None,
         failure: None,
         rounds: vec![],
         versions: Default::default(),

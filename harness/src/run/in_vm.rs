@@ -89,6 +89,7 @@ fn error_record(cell: &Cell, log_dir: &Path, logs: String, step: &str, message: 
         verdict: class.verdict,
         reason: class.reason,
         expected: String::new(),
+        clause: None,
         failure: None,
         rounds: Vec::new(),
         versions: Default::default(),

@@ -31,6 +31,9 @@ pub async fn run(
     if let Some(why) = session.facts.skip_reason(engine_name, runtime) {
         return Ran::before_container(Outcome::Skipped(why), expectation, versions);
     }
+    if let Some(failure) = execute::criu_check_failure(&session.facts) {
+        return Ran::before_container(Outcome::Failed(failure), expectation, versions);
+    }
     let error = |step: &str, e: anyhow::Error| Outcome::Error { step: step.into(), message: format!("{e:#}") };
     let engine = match crate::engine::for_stack(session, engine_name, transcript.clone()) {
         Ok(engine) => engine,

@@ -64,6 +64,7 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
         verdict: class.verdict,
         reason: class.reason,
         expected: describe(&expectation),
+        clause: Some(verdict::matched_clause(&class.clause)),
         failure,
         rounds,
         versions,
@@ -77,8 +78,18 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
     }
 }
 
-/// What the expectation says, in a few words: `passes`, `fails at round 2 checkpoint with /.../`.
+/// What the expectation says, in a few words: `passes`, `fails at round 2 checkpoint with /.../`,
+/// then the known issues that apply to the cell.
 pub fn describe(e: &Expectation) -> String {
+    let mut text = describe_clause(e);
+    let known: Vec<&str> = e.known.iter().filter_map(|k| k.source.known_issue()).collect();
+    if !known.is_empty() {
+        text.push_str(&format!("; known issues here: {}", known.join(", ")));
+    }
+    text
+}
+
+fn describe_clause(e: &Expectation) -> String {
     match e.outcome {
         ExpectedOutcome::Passes => match &e.failure_rate {
             Some(rate) => format!("passes, with failures in {rate} of the rounds"),

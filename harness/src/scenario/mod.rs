@@ -5,10 +5,16 @@
 //!   CRIU configuration files) and its validation;
 //! - `parse`: YAML to a validated scenario, every error at `file:line:col`;
 //! - `validated`: the scenario the rest of the harness uses, and how its `when:` clauses match;
+//! - `known`: the known issues of `known-issues/`, one file per upstream bug, held against
+//!   every cell after the scenario's own clauses;
+//! - `harness_text`: the harness's own words, which no signature may match;
 //! - `duration`, `error`: durations as written, and where a file is wrong.
 
+mod check;
 mod duration;
 mod error;
+pub mod harness_text;
+pub mod known;
 mod model;
 mod parse;
 pub mod stack_needs;
@@ -22,7 +28,8 @@ pub use model::{
 };
 pub use parse::{load_all, parse_scenario};
 pub use stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};
+pub use known::{load_known_issues, parse_known_issue};
 pub use validated::{
-    stress_rounds_override, CellFacts, Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, STRESS_ROUNDS_ENV,
+    stress_rounds_override, CellFacts, ClauseSource, Conditions, Flow, KnownIssue, Expectation, Scenario, Stress, CGROUP_MANAGERS, STRESS_ROUNDS_ENV,
     VERSIONED_TOOLS,
 };

@@ -258,7 +258,7 @@ pub struct ExpectClause {
     pub when: When,
     pub outcome: Spanned<ExpectedOutcome>,
     /// The round (1-based) at which the failure is expected; any round when absent.
-    pub round: Option<u32>,
+    pub round: Option<Spanned<u32>>,
     pub step: Option<FailStep>,
     /// A regular expression searched in the engine's stderr and the CRIU logs.
     pub signature: Option<Spanned<String>>,

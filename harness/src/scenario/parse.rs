@@ -1,12 +1,10 @@
 //! YAML -> validated [`Scenario`], with `file:line:col` on every error.
 
+use super::check::{compile, conditions, signature, yaml_error};
 use super::error::ScenarioError;
-use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep, When};
-use super::validated::{Conditions, Expectation, Scenario, Stress, CGROUP_MANAGERS, VERSIONED_TOOLS};
-use crate::axes::Axis;
+use super::model::{ExpectClause, ExpectedOutcome, ScenarioFile, StressSpec, VerifyStep};
+use super::validated::{ClauseSource, Expectation, Scenario, Stress};
 use crate::rate::RateBound;
-use crate::version::Range;
-use regex::Regex;
 use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
 
@@ -16,8 +14,22 @@ pub fn parse_scenario(file: &Path, text: &str, images_dir: &Path) -> Result<Scen
     validate(file, raw, images_dir)
 }
 
-/// Loads every `*.yaml` in `dir`, sorted by file name. All errors are returned, not just the first.
+/// Loads every `*.yaml` in `dir`, sorted by file name, with the known issues of
+/// `known-issues/` beside it. All errors are returned, not just the first.
 pub fn load_all(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    let known_dir = dir.parent().map(|p| p.join("known-issues")).unwrap_or_else(|| PathBuf::from("known-issues"));
+    let known = super::known::load_known_issues(&known_dir);
+    let scenarios = load_scenarios(dir, images_dir);
+    match (known, scenarios) {
+        (Ok(known), Ok(scenarios)) => {
+            let known = std::sync::Arc::new(known);
+            Ok(scenarios.into_iter().map(|s| Scenario { known_issues: known.clone(), ..s }).collect())
+        }
+        (known, scenarios) => Err(known.err().into_iter().flatten().chain(scenarios.err().into_iter().flatten()).collect()),
+    }
+}
+
+fn load_scenarios(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -62,17 +74,6 @@ pub fn load_all(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<Scen
     }
 }
 
-fn yaml_error(file: &Path, error: &serde_saphyr::Error) -> ScenarioError {
-    let (line, column) = error.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    // The rendered error repeats the position and quotes the source; the first line is the message.
-    let rendered = error.to_string();
-    let message = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
-    // It may repeat the position ("error: line 12 column 1: unknown field ..."): keep one.
-    let position = regex::Regex::new(r"^(error: )?line \d+ column \d+: ").expect("static regex");
-    let message = position.replace(message, "").into_owned();
-    ScenarioError { file: file.to_path_buf(), line, column, message }
-}
-
 fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenario, ScenarioError> {
     let id_ok = !raw.id.value.is_empty()
         && raw.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -104,6 +105,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
     }
     check_witness(file, &raw)?;
     let stress = raw.stress.as_ref().map(|spec| stress(file, spec)).transpose()?;
+    check_clauses(file, &raw.expect, raw.rounds, stress.is_some())?;
     let expect = raw
         .expect
         .into_iter()
@@ -137,6 +139,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         criu_config: raw.criu_config,
         stress,
         source: file.to_path_buf(),
+        known_issues: Default::default(),
     })
 }
 
@@ -202,15 +205,6 @@ fn check_verify_step(file: &Path, step: &VerifyStep) -> Result<(), ScenarioError
     Ok(())
 }
 
-/// Compiles a regular expression written in a scenario; `field` names it in the error.
-fn compile(file: &Path, text: &Spanned<String>, field: &str) -> Result<Regex, ScenarioError> {
-    Regex::new(&text.value).map_err(|e| {
-        let first_line =
-            e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
-        ScenarioError::at(file, text, format!("expected a regular expression for `{field}`: {first_line}"))
-    })
-}
-
 fn stress(file: &Path, spec: &StressSpec) -> Result<Stress, ScenarioError> {
     let mut signatures = Vec::new();
     for named in &spec.signatures {
@@ -227,9 +221,81 @@ fn stress(file: &Path, spec: &StressSpec) -> Result<Stress, ScenarioError> {
         if signatures.iter().any(|(n, _)| n == name) {
             return Err(ScenarioError::at(file, &named.name, format!("signature name `{name}` is used twice")));
         }
-        signatures.push((name.clone(), compile(file, &named.pattern, "pattern")?));
+        let pattern = compile(file, &named.pattern, "pattern")?;
+        if let Some(own) = super::harness_text::matched_by(&pattern) {
+            return Err(ScenarioError::at(
+                file,
+                &named.pattern,
+                format!(
+                    "pattern /{}/ matches what the harness itself writes (\"{}\"): patterns are searched only in \
+                     engine and CRIU output",
+                    named.pattern.value,
+                    crate::text::one_line(own)
+                ),
+            ));
+        }
+        signatures.push((name.clone(), pattern));
     }
     Ok(Stress { signatures })
+}
+
+/// What would make a clause silently never match, or match what it should not: a round the
+/// scenario never reaches, a clause after the catch-all (which always matches first), a `fails`
+/// whose failure rate admits no failure at all (it would be a pass), an intermittent failure
+/// without a reason.
+fn check_clauses(file: &Path, clauses: &[ExpectClause], rounds: u32, stress: bool) -> Result<(), ScenarioError> {
+    let mut catch_all: Option<u64> = None;
+    for clause in clauses {
+        if let Some(line) = catch_all {
+            return Err(ScenarioError::at(
+                file,
+                &clause.outcome,
+                format!("this clause follows the catch-all at line {line} (a clause without `when:`), which always matches first: it can never apply"),
+            ));
+        }
+        if clause.when.0.is_empty() {
+            catch_all = Some(clause.outcome.referenced.line());
+        }
+        if let Some(round) = &clause.round {
+            if round.value == 0 || round.value > rounds {
+                return Err(ScenarioError::at(
+                    file,
+                    round,
+                    format!("round {} is not a round of this scenario (rounds: {rounds}): the clause could never match", round.value),
+                ));
+            }
+            if stress {
+                return Err(ScenarioError::at(
+                    file,
+                    round,
+                    "a stress scenario's failures are a rate over its rounds: name no `round`",
+                ));
+            }
+        }
+        if clause.intermittent && clause.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(ScenarioError::at(
+                file,
+                &clause.outcome,
+                "an intermittent failure needs a `reason`: why it shows only sometimes",
+            ));
+        }
+        if stress && clause.outcome.value == ExpectedOutcome::Fails && !clause.intermittent {
+            if let Some(rate) = &clause.failure_rate {
+                if RateBound::parse(&rate.value).is_ok_and(|b| b.admits_none()) {
+                    return Err(ScenarioError::at(
+                        file,
+                        rate,
+                        format!(
+                            "failure_rate `{}` admits 0%, so this `fails` clause would pass where the bug never shows: \
+                             give a lower bound (`>0%`), or say `intermittent: true` with a `reason`",
+                            rate.value
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expectation, ScenarioError> {
@@ -245,7 +311,7 @@ fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expect
         };
     let signature = match &clause.signature {
         None => None,
-        Some(text) => Some(compile(file, text, "signature")?),
+        Some(text) => Some(signature(file, text)?),
     };
     if clause.outcome.value == ExpectedOutcome::Fails && signature.is_none() {
         return Err(ScenarioError::at(
@@ -257,41 +323,15 @@ fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expect
     Ok(Expectation {
         when: conditions(file, clause.when)?,
         outcome: clause.outcome.value,
-        round: clause.round,
+        round: clause.round.map(|r| r.value),
         step: clause.step,
         signature,
         failure_rate,
         reason: clause.reason,
         intermittent: clause.intermittent,
+        source: ClauseSource::Scenario { line: clause.outcome.referenced.line() },
+        known: Vec::new(),
     })
-}
-
-/// A `when:` clause's conditions, each key and value checked: an axis value against the axes
-/// table, a cgroup manager against the known ones, a version range parsed. A condition that can
-/// never hold (`runtime: cruun`) is an error here, not a clause that silently never matches.
-fn conditions(file: &Path, when: When) -> Result<Conditions, ScenarioError> {
-    let mut conditions = Conditions::default();
-    for (key, value) in when.0 {
-        let at = |message: String| ScenarioError::at(file, &value, message);
-        if let Some(axis) = Axis::from_name(&key).filter(|a| *a != Axis::Scenario) {
-            axis.check(&value.value).map_err(at)?;
-            conditions.axes.push((axis, value.value.clone()));
-        } else if key == "cgroup_manager" {
-            if !CGROUP_MANAGERS.contains(&value.value.as_str()) {
-                let known = CGROUP_MANAGERS.join(", ");
-                return Err(at(format!("unknown cgroup_manager `{}` (known: {known})", value.value)));
-            }
-            conditions.cgroup_manager = Some(value.value.clone());
-        } else if VERSIONED_TOOLS.contains(&key.as_str()) {
-            let range = Range::parse(&value.value).map_err(at)?;
-            conditions.versions.push((key, range));
-        } else {
-            let axes = Axis::ALL.iter().filter(|a| **a != Axis::Scenario).map(|a| a.name());
-            let known: Vec<&str> = axes.chain(["cgroup_manager"]).chain(VERSIONED_TOOLS.iter().copied()).collect();
-            return Err(at(format!("unknown condition `{key}` in `when:`, expected one of {}", known.join(", "))));
-        }
-    }
-    Ok(conditions)
 }
 
 #[cfg(test)]
@@ -383,6 +423,8 @@ expect:
     outcome: fails
     failure_rate: '<=100%'
     signature: 'Timeout reached'
+    intermittent: true
+    reason: it shows only under load
   - outcome: passes
 verify: [counter: /tmp/counter]
 ";

@@ -33,6 +33,9 @@ pub struct Scenario {
     pub stress: Option<Stress>,
     /// The file it came from, for messages.
     pub source: std::path::PathBuf,
+    /// The project's known issues (`known-issues/`), held against every cell after the
+    /// scenario's own clauses.
+    pub known_issues: std::sync::Arc<Vec<KnownIssue>>,
 }
 
 /// A stress scenario's settings, validated.
@@ -82,6 +85,32 @@ pub struct Expectation {
     pub reason: Option<String>,
     /// A timing-dependent failure: every round passing is a pass, not `fixed`.
     pub intermittent: bool,
+    /// Which clause this is: the scenario's (its line), a known issue's, or the default.
+    pub source: ClauseSource,
+    /// The known issues whose conditions hold for the cell, in file order, held against its
+    /// outcome after this clause (empty on a known issue's own clause).
+    pub known: Vec<Expectation>,
+}
+
+/// Where an expectation comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClauseSource {
+    /// No clause applies: the scenario passes.
+    Default,
+    /// A clause of the scenario's `expect:`, by its line.
+    Scenario { line: u64 },
+    /// A known issue of `known-issues/`; `every_cell`: every cell where it applies meets it.
+    KnownIssue { id: String, every_cell: bool },
+}
+
+impl ClauseSource {
+    /// The known issue's id, when it is one.
+    pub fn known_issue(&self) -> Option<&str> {
+        match self {
+            ClauseSource::KnownIssue { id, .. } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 impl Expectation {
@@ -96,6 +125,8 @@ impl Expectation {
             failure_rate: None,
             reason: None,
             intermittent: false,
+            source: ClauseSource::Default,
+            known: Vec::new(),
         }
     }
 
@@ -138,9 +169,24 @@ impl Scenario {
         t.start + self.ready.timeout + precheck + (t.checkpoint + t.restore + t.verify) * self.rounds
     }
 
-    /// The first clause whose conditions hold for this cell, or "passes".
+    /// The first clause whose conditions hold for this cell, or "passes"; with it, every known
+    /// issue whose conditions (and checkpoint flow) hold, to be held against the outcome after it.
     pub fn expectation_for(&self, facts: &dyn CellFacts) -> Expectation {
-        self.expect.iter().find(|clause| clause.when.hold_for(facts)).cloned().unwrap_or_else(Expectation::passes)
+        let mut primary =
+            self.expect.iter().find(|clause| clause.when.hold_for(facts)).cloned().unwrap_or_else(Expectation::passes);
+        let flow = if self.checkpoint.export { Flow::Export } else { Flow::InPlace };
+        primary.known = self
+            .known_issues
+            .iter()
+            .filter(|k| k.flow.is_none_or(|f| f == flow) && k.expectation.when.hold_for(facts))
+            .map(|k| k.expectation.clone())
+            .collect();
+        primary
+    }
+
+    /// A known issue of this project by its id.
+    pub fn known_issue(&self, id: &str) -> Option<&KnownIssue> {
+        self.known_issues.iter().find(|k| k.id == id)
     }
 }
 
@@ -162,3 +208,26 @@ impl Conditions {
             && self.versions.iter().all(|(tool, range)| facts.tool_version(tool).is_some_and(|v| range.matches(&v)))
     }
 }
+
+/// The checkpoint flow a known issue is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// Restored in place (the same container).
+    InPlace,
+    /// Exported, and restored into a new container.
+    Export,
+}
+
+/// A known issue, validated: what a cell must show to be a reproduction of it.
+#[derive(Debug, Clone)]
+pub struct KnownIssue {
+    pub id: String,
+    pub upstream: String,
+    pub summary: String,
+    pub flow: Option<Flow>,
+    /// The clause it stands for: `fails` at its step (and round) with its signature.
+    pub expectation: Expectation,
+    pub source: std::path::PathBuf,
+}
+
