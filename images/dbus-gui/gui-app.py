@@ -18,7 +18,7 @@ connection shows as a counter that stops and a container that exits.
 import os
 import sys
 import time
-import uuid
+
 
 from gi.repository import Gio, GLib
 
@@ -31,7 +31,7 @@ INTERFACE = Gio.DBusNodeInfo.new_for_xml(
        </interface></node>"""
 ).interfaces[0]
 
-IDENTITY = uuid.uuid4().hex
+IDENTITY = os.urandom(16).hex()
 count = 0
 signals = 0
 

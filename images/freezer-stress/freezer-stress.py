@@ -17,7 +17,7 @@ Knobs are environment variables, so a scenario can turn the load up or down with
 import os
 import threading
 import time
-import uuid
+
 
 
 def knob(name, default):
@@ -83,7 +83,7 @@ def main():
             worker(index)
     for _ in range(THREADS):
         start(ticker)
-    identity = uuid.uuid4().hex
+    identity = os.urandom(16).hex()
     count = 0
     while True:
         count += 1
