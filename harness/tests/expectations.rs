@@ -34,7 +34,7 @@ impl Cell {
 
 impl CellFacts for Cell {
     axes_by_name!();
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<criu_matrix::version::ToolVersion> {
         (tool == self.runtime).then(|| criu_matrix::version::parse_lenient(self.version)).flatten()
     }
 }
@@ -55,7 +55,8 @@ use axes_by_name;
 /// A cell whose round `round` failed at `step` with `line` in the engine's or CRIU's output,
 /// judged against what the scenario and the known issues expect there.
 fn judged(e: &Expectation, step: FailStep, round: u32, line: &str) -> criu_matrix::verdict::Classification {
-    let failure = Failure { round, step, message: "failed".into(), evidence: format!("noise before\n{line}\nnoise after") };
+    let failure =
+        Failure { round, step, message: "failed".into(), evidence: format!("noise before\n{line}\nnoise after") };
     criu_matrix::verdict::classify(e, &Outcome::Failed(failure))
 }
 
@@ -163,7 +164,7 @@ impl DesktopCell {
 
 impl CellFacts for DesktopCell {
     axes_by_name!();
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<criu_matrix::version::ToolVersion> {
         let version = match tool {
             "criu" => self.criu,
             "linux" => self.linux,
@@ -269,7 +270,7 @@ impl EngineCell {
 
 impl CellFacts for EngineCell {
     axes_by_name!();
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<criu_matrix::version::ToolVersion> {
         let text = match tool {
             t if t == self.runtime => self.runtime_version,
             "docker" => self.docker,
@@ -332,10 +333,34 @@ fn docker_cells_expect_the_docker_failures_measured_here(
 /// failures come before any freezer can), and the cell is `reproduced` under its id.
 #[rstest]
 #[case::stress_crun_1_21("freezer-stress", "crun", "1.21", "26.1.5", FailStep::Checkpoint, WORK_DIR, "crun#1741")]
-#[case::stress_runc_docker_28("freezer-stress", "runc", "1.3.6", "28.5.2", FailStep::Restore, PID_ZERO, "containerd#12141")]
+#[case::stress_runc_docker_28(
+    "freezer-stress",
+    "runc",
+    "1.3.6",
+    "28.5.2",
+    FailStep::Restore,
+    PID_ZERO,
+    "containerd#12141"
+)]
 #[case::stress_crun_docker_28("freezer-stress", "crun", "1.28", "28.5.2", FailStep::Restore, STALE_TASK, "moby#50750")]
-#[case::stress_runc_docker_26("freezer-stress", "runc", "1.1.15", "26.1.5", FailStep::Restore, ALREADY_EXISTS, "moby#42900")]
-#[case::vfork_runc_docker_26("freezer-stress-vfork", "runc", "1.1.15", "26.1.5", FailStep::Restore, ALREADY_EXISTS, "moby#42900")]
+#[case::stress_runc_docker_26(
+    "freezer-stress",
+    "runc",
+    "1.1.15",
+    "26.1.5",
+    FailStep::Restore,
+    ALREADY_EXISTS,
+    "moby#42900"
+)]
+#[case::vfork_runc_docker_26(
+    "freezer-stress-vfork",
+    "runc",
+    "1.1.15",
+    "26.1.5",
+    FailStep::Restore,
+    ALREADY_EXISTS,
+    "moby#42900"
+)]
 fn docker_stress_cells_are_their_known_issues(
     #[case] id: &str,
     #[case] runtime: &'static str,
@@ -384,7 +409,7 @@ impl ConfigCell {
 
 impl CellFacts for ConfigCell {
     axes_by_name!();
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<criu_matrix::version::ToolVersion> {
         let version = match tool {
             "criu" => self.criu,
             t if t == self.runtime => self.version,
@@ -567,7 +592,7 @@ impl FreezerCell {
 
 impl CellFacts for FreezerCell {
     axes_by_name!();
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<criu_matrix::version::ToolVersion> {
         match tool {
             "criu" => criu_matrix::version::parse_lenient(self.criu),
             "linux" => criu_matrix::version::parse_lenient(self.linux),

@@ -19,4 +19,3 @@ pub(super) async fn wait_ready(probe: &Probe<'_>, spec: &CellSpec<'_>, name: &st
     let tail: Vec<&str> = printed.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
     Err(if tail.is_empty() { message } else { format!("{message}; the workload printed:\n{}", tail.join("\n")) })
 }
-

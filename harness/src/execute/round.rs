@@ -87,8 +87,7 @@ impl RoundContext<'_> {
         if let Some(path) = self.counter_path() {
             let command = self.engine.read_file_command(name, path);
             self.spec.transcript.push_equivalent("the witness before the checkpoint: `ID COUNT`", &command);
-            let seen =
-                probe.witness(name, path).await.map_err(|e| format!("witness: before the checkpoint: {e}"))?;
+            let seen = probe.witness(name, path).await.map_err(|e| format!("witness: before the checkpoint: {e}"))?;
             record.counter_before = Some(seen.count);
             record.witness_before = Some(seen.id);
         }
@@ -196,7 +195,9 @@ impl RoundContext<'_> {
         let engine = self.engine;
         if !export {
             let this = std::slice::from_ref(&name.to_string()).to_vec();
-            self.spec.transcript.push_equivalent("fault restart: remove the checkpointed container", &engine.remove_command(&this));
+            self.spec
+                .transcript
+                .push_equivalent("fault restart: remove the checkpointed container", &engine.remove_command(&this));
             engine.remove_blocking(&this);
         }
         let request = RunRequest { name: new_name.to_string(), ..self.request.clone() };
@@ -232,7 +233,10 @@ impl RoundContext<'_> {
         );
         if let Some(path) = self.counter_path() {
             let command = engine.read_file_command(name, path);
-            transcript.push_equivalent("the witness after the restore: the same ID, the COUNT not lower, then growing", &command);
+            transcript.push_equivalent(
+                "the witness after the restore: the same ID, the COUNT not lower, then growing",
+                &command,
+            );
         }
         if s.verify.iter().any(|v| matches!(v, VerifyStep::CgroupPlacement(_))) {
             let command = engine.process_cgroups_command(name);

@@ -133,7 +133,10 @@ pub async fn after_restore(
     record.init_after = Some(init);
     init_replaced(record.init_before, init)?;
     if let Some(path) = &scenario.witness {
-        let before = WitnessReading { id: record.witness_before.clone().unwrap_or_default(), count: record.counter_after.unwrap_or_default() };
+        let before = WitnessReading {
+            id: record.witness_before.clone().unwrap_or_default(),
+            count: record.counter_after.unwrap_or_default(),
+        };
         witness_continued(probe, name, path, &before, limit).await?;
     }
     for step in &scenario.verify {
@@ -286,7 +289,11 @@ mod tests {
     #[rstest]
     #[case::restored(reading("aaaa-1111", 40), reading("aaaa-1111", 41), None)]
     #[case::restored_at_once(reading("aaaa-1111", 40), reading("aaaa-1111", 40), None)]
-    #[case::restarted_and_counted_past(reading("aaaa-1111", 40), reading("bbbb-2222", 900), Some("started again, not restored"))]
+    #[case::restarted_and_counted_past(
+        reading("aaaa-1111", 40),
+        reading("bbbb-2222", 900),
+        Some("started again, not restored")
+    )]
     #[case::restarted(reading("aaaa-1111", 40), reading("bbbb-2222", 1), Some("started again, not restored"))]
     #[case::went_back(reading("aaaa-1111", 40), reading("aaaa-1111", 3), Some("went back from 40 to 3"))]
     fn the_witness_holds_only_for_the_same_identity_and_no_lower_count(

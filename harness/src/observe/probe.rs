@@ -28,7 +28,8 @@ pub struct WitnessReading {
 /// Reads a witness file: `ID COUNT`, possibly followed by a newline. The identity is 8 to 64
 /// letters, digits, `-` or `_`, not a bare number (so a plain counter is never taken for one).
 pub fn read_witness(text: &str) -> Result<WitnessReading, String> {
-    let wrong = || format!("expected `ID COUNT` (a random identity and a count) in the witness file, found {:?}", text.trim());
+    let wrong =
+        || format!("expected `ID COUNT` (a random identity and a count) in the witness file, found {:?}", text.trim());
     let mut words = text.split_whitespace();
     let (Some(id), Some(count), None) = (words.next(), words.next(), words.next()) else { return Err(wrong()) };
     let id_ok = (8..=64).contains(&id.len())
@@ -131,7 +132,9 @@ mod tests {
         let id = "3f6c1c2e-7a59-4c31-9d0e-1b2a3c4d5e6f";
         assert_eq!(read_witness(&format!("{id} 42\n")), Ok(WitnessReading { id: id.into(), count: 42 }));
         assert_eq!(read_witness("0123abcdef 7").map(|w| w.count), Ok(7));
-        for bad in ["", "42\n", "12345678 42", "short 42", "id-with space 4", "abcdefgh 4x2", "abcdefgh", "abcdefgh 1 2"] {
+        for bad in
+            ["", "42\n", "12345678 42", "short 42", "id-with space 4", "abcdefgh 4x2", "abcdefgh", "abcdefgh 1 2"]
+        {
             let err = read_witness(bad).expect_err(bad);
             assert!(err.contains("expected `ID COUNT`"), "{err}");
         }

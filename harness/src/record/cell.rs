@@ -1,7 +1,9 @@
 //! One cell's record: its coordinates, verdict and why, the failure, every round's figures and
 //! evidence, the versions, and where its logs are.
 
-use super::evidence::{CriuConfigRecord, HostProcess, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen};
+use super::evidence::{
+    CriuConfigRecord, HostProcess, PidfdHolder, Placement, RoundFailure, RunningSeen, TaskStates, VncSeen,
+};
 use super::verdict::Verdict;
 use crate::plan::CellKey;
 use serde::{Deserialize, Serialize};

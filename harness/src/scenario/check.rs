@@ -78,4 +78,3 @@ pub(super) fn conditions(file: &Path, when: When) -> Result<Conditions, Scenario
     }
     Ok(conditions)
 }
-

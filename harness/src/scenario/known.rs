@@ -61,11 +61,19 @@ pub fn parse_known_issue(file: &Path, text: &str) -> Result<KnownIssue, Scenario
             && n.chars().all(|c| c.is_ascii_digit())
     });
     if !id_ok {
-        return Err(ScenarioError::at(file, &raw.id, format!("expected an id such as `crun#1741` (repository#number), got `{id}`")));
+        return Err(ScenarioError::at(
+            file,
+            &raw.id,
+            format!("expected an id such as `crun#1741` (repository#number), got `{id}`"),
+        ));
     }
     let expected_name = file_name(id);
     if file.file_name().and_then(|n| n.to_str()) != Some(expected_name.as_str()) {
-        return Err(ScenarioError::at(file, &raw.id, format!("known issue `{id}` belongs in a file named {expected_name}")));
+        return Err(ScenarioError::at(
+            file,
+            &raw.id,
+            format!("known issue `{id}` belongs in a file named {expected_name}"),
+        ));
     }
     let number = id.split_once('#').map(|(_, n)| n).unwrap_or_default();
     let url = &raw.upstream.value;
@@ -133,5 +141,49 @@ pub fn load_known_issues(dir: &Path) -> Result<Vec<KnownIssue>, Vec<ScenarioErro
         Ok(issues)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const GOOD: &str = "\
+id: crun#1741
+upstream: https://github.com/containers/crun/pull/1741
+summary: crun before 1.22 does not create the CRIU work directory
+when: { engine: docker, runtime: crun, crun: '<1.22' }
+step: checkpoint
+signature: 'error opening CRIU work directory'
+every_cell: true
+";
+
+    fn parse(name: &str, text: &str) -> Result<KnownIssue, ScenarioError> {
+        parse_known_issue(Path::new(&format!("known-issues/{name}")), text)
+    }
+
+    #[test]
+    fn a_known_issue_is_a_failing_clause_under_its_id() {
+        let k = parse("crun-1741.yaml", GOOD).unwrap();
+        let e = &k.expectation;
+        assert_eq!(
+            (k.id.as_str(), e.outcome, e.step, e.round),
+            ("crun#1741", ExpectedOutcome::Fails, Some(FailStep::Checkpoint), None)
+        );
+        assert_eq!(e.source, ClauseSource::KnownIssue { id: "crun#1741".into(), every_cell: true });
+        assert!(e.signature.as_ref().unwrap().is_match("Error: error opening CRIU work directory `/x/criu-work`"));
+    }
+
+    #[rstest]
+    #[case::bad_id("crun-1741.yaml", GOOD.replace("id: crun#1741", "id: crun 1741"), "known-issues/crun-1741.yaml:1:5: expected an id such as `crun#1741` (repository#number), got `crun 1741`")]
+    #[case::wrong_file("crun.yaml", GOOD.to_string(), "known-issues/crun.yaml:1:5: known issue `crun#1741` belongs in a file named crun-1741.yaml")]
+    #[case::wrong_url("crun-1741.yaml", GOOD.replace("pull/1741", "pull/1742"), "known-issues/crun-1741.yaml:2:11: expected the upstream issue's address, an https URL ending in /1741, got `https://github.com/containers/crun/pull/1742`")]
+    #[case::race_everywhere("crun-1741.yaml", format!("{GOOD}intermittent: true\n"), "known-issues/crun-1741.yaml:1:5: `every_cell` and `intermittent` contradict each other: a race does not stop every cell")]
+    #[case::unknown_runtime("crun-1741.yaml", GOOD.replace("runtime: crun,", "runtime: cruun,"), "known-issues/crun-1741.yaml:4:34: unknown runtime `cruun` (known: runc, crun)")]
+    #[case::harness_words("crun-1741.yaml", GOOD.replace("'error opening CRIU work directory'", "'not running'"), "known-issues/crun-1741.yaml:6:12: signature /not running/ matches what the harness itself writes (\"witness: /tmp/counter stayed at 41 for 30s: the workload is not running\"): signatures are searched only in engine and CRIU output, so write the line CRIU or the engine prints")]
+    #[case::unknown_key("crun-1741.yaml", format!("{GOOD}scenarios: [x]\n"), "known-issues/crun-1741.yaml:8:1: unknown field `scenarios`, expected one of id, upstream, summary, when, flow, step, round, signature, every_cell, intermittent")]
+    fn malformed_known_issues_are_refused_where_written(#[case] name: &str, #[case] text: String, #[case] error: &str) {
+        assert_eq!(parse(name, &text).expect_err("must be refused").to_string(), error);
     }
 }

@@ -22,14 +22,14 @@ mod validated;
 
 pub use duration::duration_text;
 pub use error::ScenarioError;
+pub use known::{load_known_issues, parse_known_issue};
 pub use model::{
     CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PidfdCount, PlacementSpec, PrecheckStep,
     ProcessCount, ReadySpec, RunSpec, Timeouts, VerifyStep, VncCheck,
 };
 pub use parse::{load_all, parse_scenario};
 pub use stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};
-pub use known::{load_known_issues, parse_known_issue};
 pub use validated::{
-    stress_rounds_override, CellFacts, ClauseSource, Conditions, Flow, KnownIssue, Expectation, Scenario, Stress, CGROUP_MANAGERS, STRESS_ROUNDS_ENV,
-    VERSIONED_TOOLS,
+    stress_rounds_override, CellFacts, ClauseSource, Conditions, Expectation, Flow, KnownIssue, Scenario, Stress,
+    CGROUP_MANAGERS, STRESS_ROUNDS_ENV, VERSIONED_TOOLS,
 };

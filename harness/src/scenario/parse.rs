@@ -25,7 +25,9 @@ pub fn load_all(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<Scen
             let known = std::sync::Arc::new(known);
             Ok(scenarios.into_iter().map(|s| Scenario { known_issues: known.clone(), ..s }).collect())
         }
-        (known, scenarios) => Err(known.err().into_iter().flatten().chain(scenarios.err().into_iter().flatten()).collect()),
+        (known, scenarios) => {
+            Err(known.err().into_iter().flatten().chain(scenarios.err().into_iter().flatten()).collect())
+        }
     }
 }
 
@@ -169,10 +171,14 @@ fn check_witness(file: &Path, raw: &ScenarioFile) -> Result<(), ScenarioError> {
         ([_], Some(why)) => {
             Err(ScenarioError::at(file, why, "`no_witness` with a `counter:` step: the scenario has a witness"))
         }
-        ([_, second, ..], _) => Err(ScenarioError::at(file, second, "a scenario has one witness (`counter:`), not two")),
-        ([path], None) if !path.value.starts_with('/') => {
-            Err(ScenarioError::at(file, path, format!("expected an absolute path in the container, got `{}`", path.value)))
+        ([_, second, ..], _) => {
+            Err(ScenarioError::at(file, second, "a scenario has one witness (`counter:`), not two"))
         }
+        ([path], None) if !path.value.starts_with('/') => Err(ScenarioError::at(
+            file,
+            path,
+            format!("expected an absolute path in the container, got `{}`", path.value),
+        )),
         _ => Ok(()),
     }
 }
@@ -261,7 +267,10 @@ fn check_clauses(file: &Path, clauses: &[ExpectClause], rounds: u32, stress: boo
                 return Err(ScenarioError::at(
                     file,
                     round,
-                    format!("round {} is not a round of this scenario (rounds: {rounds}): the clause could never match", round.value),
+                    format!(
+                        "round {} is not a round of this scenario (rounds: {rounds}): the clause could never match",
+                        round.value
+                    ),
                 ));
             }
             if stress {
@@ -388,12 +397,14 @@ expect:
 
     #[test]
     fn a_scenario_may_opt_out_of_the_witness_with_a_reason() {
-        let text = GOOD.replace("  - counter: /tmp/counter\n", "").replace(
-            "rounds: 2",
-            "rounds: 2\nno_witness: the workload has no memory of its own to count in",
-        );
+        let text = GOOD
+            .replace("  - counter: /tmp/counter\n", "")
+            .replace("rounds: 2", "rounds: 2\nno_witness: the workload has no memory of its own to count in");
         let s = parse(&text).unwrap();
-        assert_eq!((s.witness, s.no_witness.as_deref()), (None, Some("the workload has no memory of its own to count in")));
+        assert_eq!(
+            (s.witness, s.no_witness.as_deref()),
+            (None, Some("the workload has no memory of its own to count in"))
+        );
         assert_eq!(parse(GOOD).unwrap().witness.as_deref(), Some("/tmp/counter"));
     }
 
@@ -480,5 +491,27 @@ verify: [counter: /tmp/counter]
         assert!(err.column > 0, "{err}");
         assert!(err.to_string().contains(needle), "{err}");
         assert!(err.to_string().starts_with("scenarios/demo.yaml:"), "{err}");
+    }
+
+    /// One malformed scenario per rule of the strict checks, each with the exact error
+    /// `validate` prints (and exits 2 with): a clause that could never match, or could match
+    /// what it must not, is refused where it is written.
+    #[rstest]
+    #[case::unknown_engine(GOOD.replace("runtime: crun,", "engine: dockr,"), "scenarios/demo.yaml:11:21: unknown engine `dockr` (known: podman, docker)")]
+    #[case::unknown_runtime(GOOD.replace("runtime: crun,", "runtime: cruun,"), "scenarios/demo.yaml:11:22: unknown runtime `cruun` (known: runc, crun)")]
+    #[case::unknown_stack(GOOD.replace("runtime: crun,", "stack: trixy,"), "scenarios/demo.yaml:11:20: unknown stack `trixy` (known: host, bookworm, trixie, sid, bookworm-crun-criu)")]
+    #[case::unknown_kernel(GOOD.replace("runtime: crun,", "kernel: '6.1',"), "scenarios/demo.yaml:11:21: unknown kernel `6.1` (known: host, bookworm, bookworm-backports, trixie, trixie-backports, sid)")]
+    #[case::unknown_cgroup(GOOD.replace("runtime: crun,", "cgroup: v3,"), "scenarios/demo.yaml:11:21: unknown cgroup `v3` (known: v1, v2)")]
+    #[case::unknown_init(GOOD.replace("runtime: crun,", "init: sytemd,"), "scenarios/demo.yaml:11:19: unknown init `sytemd` (known: host, plain, systemd)")]
+    #[case::round_past_rounds(GOOD.replace("round: 2", "round: 7"), "scenarios/demo.yaml:14:12: round 7 is not a round of this scenario (rounds: 2): the clause could never match")]
+    #[case::after_catch_all(format!("{GOOD}  - when: {{ runtime: runc }}\n    outcome: passes\n"), "scenarios/demo.yaml:18:14: this clause follows the catch-all at line 16 (a clause without `when:`), which always matches first: it can never apply")]
+    #[case::rate_admits_none(STRESS.replace("    intermittent: true\n    reason: it shows only under load\n", ""), "scenarios/demo.yaml:13:19: failure_rate `<=100%` admits 0%, so this `fails` clause would pass where the bug never shows: give a lower bound (`>0%`), or say `intermittent: true` with a `reason`")]
+    #[case::intermittent_without_reason(STRESS.replace("    reason: it shows only under load\n", ""), "scenarios/demo.yaml:12:14: an intermittent failure needs a `reason`: why it shows only sometimes")]
+    #[case::signature_matches_the_harness(GOOD.replace("'Unseizable non-zombie \\d+ found'", "'the workload was started again'"), "scenarios/demo.yaml:15:16: signature /the workload was started again/ matches what the harness itself writes (\"witness: /tmp/counter has identity 0b9f3c2e-7a59-4c31-9d0e-1b2a3c4d5e6f after the restore, 3f6c1c2e-7a59-4c31-9d0e-1b2a3c4d5e6f before the checkpoint: the workload was started again, not restored\"): signatures are searched only in engine and CRIU output, so write the line CRIU or the engine prints")]
+    #[case::signature_too_broad(GOOD.replace("'Unseizable non-zombie \\d+ found'", "'failed'"), "scenarios/demo.yaml:15:16: signature /failed/ matches what the harness itself writes (\"witness: before the checkpoint: failed to read /tmp/counter in container cm-demo-1: No such file or directory (os error 2)\"): signatures are searched only in engine and CRIU output, so write the line CRIU or the engine prints")]
+    #[case::bad_debian_range(GOOD.replace("'<1.21'", "'<1.21 or so'"), "scenarios/demo.yaml:11:34: expected a version range such as `<1.21`, `>=4.1, <4.2` or `<3.17.1-2+deb12u1`, got `<1.21 or so`: Invalid version string: 1.21 or so")]
+    #[case::no_witness(GOOD.replace("  - counter: /tmp/counter\n", ""), "scenarios/demo.yaml:1:5: a scenario needs a witness: a `counter:` verify step naming the file where the workload writes `ID COUNT` (a random identity it keeps in memory, and its count), or `no_witness: <why>`")]
+    fn strict_checks_print_exactly(#[case] text: String, #[case] error: &str) {
+        assert_eq!(parse(&text).expect_err("must be refused").to_string(), error);
     }
 }

@@ -195,7 +195,7 @@ pub trait CellFacts {
     fn axis(&self, axis: Axis) -> Option<String>;
     /// The cgroup manager of the cell's engine, as the stack reports it.
     fn cgroup_manager(&self) -> Option<String>;
-    fn tool_version(&self, tool: &str) -> Option<semver::Version>;
+    fn tool_version(&self, tool: &str) -> Option<crate::version::ToolVersion>;
 }
 
 impl Conditions {
@@ -230,4 +230,3 @@ pub struct KnownIssue {
     pub expectation: Expectation,
     pub source: std::path::PathBuf,
 }
-

@@ -24,6 +24,10 @@ pub struct StackFacts {
     pub cgroup_manager: String,
     /// Tool name -> what it said of its version. Absent tools are missing.
     pub tools: BTreeMap<String, Tool>,
+    /// Debian package -> its installed version (`dpkg-query`), for the tools' packages: a
+    /// version range compares the revision too (`+deb12u1`).
+    #[serde(default)]
+    pub packages: BTreeMap<String, String>,
     /// `criu check`: None when criu is missing.
     pub criu_check: Option<CriuCheck>,
     /// What the stack's dockerd says of itself, once the harness started it.
@@ -50,6 +54,30 @@ pub struct CriuCheck {
 }
 
 const TOOLS: [&str; 8] = ["criu", "podman", "crun", "runc", "conmon", "docker", "dockerd", "containerd"];
+
+/// The Debian package each tool comes from.
+fn package_of(tool: &str) -> &str {
+    match tool {
+        "docker" | "dockerd" => "docker.io",
+        other => other,
+    }
+}
+
+/// The installed versions of the tools' packages (`dpkg-query` lists those it knows and exits
+/// 1 for the others; a stack without dpkg has none).
+async fn package_versions(entry: &Entry, limit: Duration) -> BTreeMap<String, String> {
+    let mut argv: Vec<String> = ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n"].map(String::from).to_vec();
+    let mut names: Vec<&str> = TOOLS.iter().map(|t| package_of(t)).collect();
+    names.dedup();
+    argv.extend(names.iter().map(|n| n.to_string()));
+    let Ok(out) = exec::run(entry, &argv, limit, None).await else { return BTreeMap::new() };
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(p, v)| (p.to_string(), v.trim().to_string()))
+        .collect()
+}
 
 /// Probes a stack through `entry`; `root` is where the host sees the stack's filesystem.
 pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<StackFacts> {
@@ -96,6 +124,7 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
         .to_string();
     let cgroup = if root.join("sys/fs/cgroup/cgroup.controllers").exists() { "v2" } else { "v1" };
     let cgroup_manager = if tools.contains_key("podman") { podman_cgroup_manager(entry, limit).await } else { None };
+    let packages = package_versions(entry, limit).await;
     Ok(StackFacts {
         stack: stack.to_string(),
         os,
@@ -103,6 +132,7 @@ pub async fn probe(stack: &str, entry: &Entry, root: &Path) -> anyhow::Result<St
         cgroup: cgroup.to_string(),
         cgroup_manager: cgroup_manager.unwrap_or_else(|| "unknown".to_string()),
         tools,
+        packages,
         criu_check,
         docker: None,
     })
@@ -118,16 +148,18 @@ async fn podman_cgroup_manager(entry: &Entry, limit: Duration) -> Option<String>
 }
 
 impl StackFacts {
-    /// A tool's version; `linux` is the running kernel's.
-    pub fn version(&self, tool: &str) -> Option<semver::Version> {
+    /// A tool's version: its package's Debian version (with the revision) when the package is
+    /// the same release as the tool, else what the tool printed; `linux` is the running kernel's.
+    pub fn version(&self, tool: &str) -> Option<crate::version::ToolVersion> {
         if tool == "linux" {
             return crate::version::parse_lenient(&self.kernel);
         }
+        let package = self.packages.get(package_of(tool)).map(String::as_str);
         // The daemon's own word, once it runs, over what the CLI was built as.
         if let Some(docker) = self.docker.as_ref().filter(|_| tool == "docker") {
-            return crate::version::parse_lenient(&docker.version);
+            return crate::version::of_tool(&docker.version, package);
         }
-        self.tools.get(tool)?.version.as_deref().and_then(|v| semver::Version::parse(v).ok())
+        crate::version::of_tool(&self.tools.get(tool)?.banner, package)
     }
 
     /// Why a cell with this engine and runtime cannot run in this stack, if it cannot.
@@ -162,7 +194,8 @@ impl StackFacts {
         v.insert("cgroup".to_string(), format!("{} ({})", self.cgroup, self.cgroup_manager));
         v.insert("os".to_string(), self.os.clone());
         for (name, tool) in &self.tools {
-            v.insert(name.clone(), tool.version.clone().unwrap_or_else(|| tool.banner.clone()));
+            let version = self.version(name).map(|v| v.to_string());
+            v.insert(name.clone(), version.or_else(|| tool.version.clone()).unwrap_or_else(|| tool.banner.clone()));
         }
         v
     }
@@ -186,7 +219,7 @@ impl CellFacts for CellView<'_> {
             _ => Some(self.stack.cgroup_manager.clone()),
         }
     }
-    fn tool_version(&self, tool: &str) -> Option<semver::Version> {
+    fn tool_version(&self, tool: &str) -> Option<crate::version::ToolVersion> {
         self.stack.version(tool)
     }
 }
@@ -209,6 +242,7 @@ mod tests {
         tools.insert("criu".into(), tool("4.1.1", ""));
         tools.insert("dockerd".into(), tool("26.1.5", ""));
         StackFacts {
+            packages: Default::default(),
             stack: "trixie".into(),
             os: "Debian".into(),
             kernel: "6.18".into(),

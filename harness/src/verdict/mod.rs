@@ -150,7 +150,8 @@ fn classify_full(expected: &Expectation, outcome: &Outcome) -> Classification {
 
 /// An outcome held against one clause (its `clause` is filled in by the caller).
 fn classify_clause(expected: &Expectation, outcome: &Outcome) -> Classification {
-    let plain = |verdict, reason: String| Classification { verdict, reason, matched: None, clause: ClauseSource::Default };
+    let plain =
+        |verdict, reason: String| Classification { verdict, reason, matched: None, clause: ClauseSource::Default };
     match (expected.outcome, outcome) {
         (_, Outcome::Skipped(why)) => plain(Verdict::Skip, why.clone()),
         (_, Outcome::Error { step, message }) => plain(Verdict::Error, format!("{step}: {message}")),
@@ -190,7 +191,8 @@ fn classify_rate(expected: &Expectation, run: &StressRun) -> Classification {
     let fraction = run.fraction();
     let place = bound.place(run.percent());
     let ended = run.ended_early.as_ref().map(|why| format!("; {why}")).unwrap_or_default();
-    let plain = |verdict, reason: String| Classification { verdict, reason, matched: None, clause: expected.source.clone() };
+    let plain =
+        |verdict, reason: String| Classification { verdict, reason, matched: None, clause: expected.source.clone() };
     let first_failure =
         || run.failures.first().map(|f| format!(": round {} {}: {}", f.round, f.step, f.message)).unwrap_or_default();
     if expected.outcome == ExpectedOutcome::Passes {
@@ -372,7 +374,10 @@ mod tests {
         let c = classify(&expected, &all_known);
         assert_eq!((c.verdict, c.clause.known_issue()), (Verdict::Reproduced, Some("crun#1741")), "{}", c.reason);
         // The scenario's own signature in one round, a known race ending the cell in another.
-        let mixed = stress(2, &[(1, FailStep::Checkpoint, TIMEOUT), (2, FailStep::Restore, "content sha256:ab: already exists")]);
+        let mixed = stress(
+            2,
+            &[(1, FailStep::Checkpoint, TIMEOUT), (2, FailStep::Restore, "content sha256:ab: already exists")],
+        );
         let c = classify(&Expectation { step: None, ..expected.clone() }, &mixed);
         assert_eq!((c.verdict, c.clause.known_issue()), (Verdict::Reproduced, Some("moby#42900")), "{}", c.reason);
         assert!(c.reason.contains("1 with the scenario's own signature"), "{}", c.reason);
