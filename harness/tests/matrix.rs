@@ -99,6 +99,9 @@ fn main() {
         .collect();
 
     let sequential = args.test_threads == Some(1);
+    // Every cell of the default matrix runs: one the baseline proved and this run lacks is lost.
+    let whole_default =
+        args.filter.is_none() && args.skip.is_empty() && matrices.split(',').any(|m| m.trim() == "default");
     let baseline = project.results().join("baselines/default.jsonl");
     let recorded = runner.clone();
     trials.push(Trial::ignorable_test("baseline::default", move || {
@@ -112,11 +115,21 @@ fn main() {
             return Ok(Completion::ignored_with("no cell ran in this test run"));
         };
         let load = |p: &std::path::Path| criu_matrix::compare::load(p).map_err(|e| Failed::from(format!("{e:#}")));
-        let comparison = criu_matrix::compare::compare(&load(&baseline)?, &load(&runner.run.dir)?);
+        let records = load(&runner.run.dir)?;
+        // A run in which nothing ran proves nothing, whatever the baseline says.
+        if !records.is_empty() && records.iter().all(|r| r.verdict == Verdict::Skip) {
+            return Err(Failed::from(format!("all {} cells of this run were skipped", records.len())));
+        }
+        let comparison = criu_matrix::compare::compare(&load(&baseline)?, &records);
         eprintln!("against {}:\n{}", baseline.display(), comparison.text());
-        match comparison.regressions() {
-            0 => Ok(Completion::Completed),
-            n => Err(Failed::from(format!("{n} regression(s) against the baseline:\n{}", comparison.text()))),
+        // A filtered run lacks cells on purpose; a skip of a cell the baseline proved is lost.
+        let lost = if whole_default { comparison.lost() } else { comparison.lost_to_skips() };
+        match (comparison.regressions(), lost) {
+            (0, 0) => Ok(Completion::Completed),
+            (n, lost) => Err(Failed::from(format!(
+                "{n} regression(s) and {lost} cell(s) of lost coverage against the baseline:\n{}",
+                comparison.text()
+            ))),
         }
     }));
     let conclusion = libtest_mimic::run(&args, trials);
@@ -126,7 +139,11 @@ fn main() {
         let namespaces = runner.stack_namespaces();
         match runner.finish() {
             Ok((run, _)) => eprintln!("matrix: {}", run.dir.join("matrix.md").display()),
-            Err(e) => eprintln!("error: failed to write the matrix: {e:#}"),
+            Err(e) => {
+                // A record that could not be written is lost data: the run fails.
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
         }
         // The run's own invariant, checked after every cell test: leaving a stack leaves nothing.
         for ns in &namespaces {

@@ -21,6 +21,7 @@ const SHORT_REPOS: &[(&str, &str)] = &[
     ("runc", "opencontainers/runc"),
     ("moby", "moby/moby"),
     ("docker", "moby/moby"),
+    ("containerd", "containerd/containerd"),
 ];
 
 /// An upstream reference as a link: `owner/repo#N` (or a short `criu#N`) to its GitHub issue,
@@ -57,10 +58,38 @@ pub fn references_in(text: &str) -> Vec<String> {
     found
 }
 
-/// The scenario's expectation whose signature produced the cell's matched line.
+/// The clause that decided the cell's verdict, as its record names it: a known issue by its id,
+/// a scenario clause by its line; for a record from before clauses were named, the scenario's
+/// clause whose signature produced the matched line.
 pub fn matched_clause<'a>(scenario: &'a Scenario, record: &CellRecord) -> Option<&'a Expectation> {
-    let line = record.failure.as_ref()?.signature_matched.as_ref()?;
-    scenario.expect.iter().find(|e| e.signature.as_ref().is_some_and(|s| s.is_match(line)))
+    use crate::record::ClauseKind;
+    use crate::scenario::ClauseSource;
+    match &record.clause {
+        Some(c) if c.kind == ClauseKind::KnownIssue => scenario.known_issue(&c.id).map(|k| &k.expectation),
+        Some(c) if c.kind == ClauseKind::Scenario => scenario
+            .expect
+            .iter()
+            .find(|e| matches!(e.source, ClauseSource::Scenario { line } if format!("line {line}") == c.id)),
+        Some(_) => None,
+        None => {
+            let line = record.failure.as_ref()?.signature_matched.as_ref()?;
+            scenario.expect.iter().find(|e| e.signature.as_ref().is_some_and(|s| s.is_match(line)))
+        }
+    }
+}
+
+/// The upstream references of the clause that decided the verdict: a known issue's id and
+/// address, or those a scenario clause's reason names.
+fn clause_references(scenario: &Scenario, record: &CellRecord, clause: Option<&Expectation>) -> Vec<String> {
+    if let Some(id) = record.clause.as_ref().and_then(|c| c.known_issue()) {
+        let upstream = scenario.known_issue(id).map(|k| k.upstream.clone()).unwrap_or_default();
+        let mut found = references_in(id);
+        if found.is_empty() && !upstream.is_empty() {
+            found.push(upstream);
+        }
+        return found;
+    }
+    clause.and_then(|c| c.reason.as_deref()).map(references_in).unwrap_or_default()
 }
 
 fn version<'a>(record: &'a CellRecord, tool: &str) -> &'a str {
@@ -98,7 +127,7 @@ pub fn render(
     verified: Option<&verify::Verified>,
 ) -> String {
     let clause = matched_clause(scenario, record);
-    let known: Vec<String> = clause.and_then(|c| c.reason.as_deref()).map(references_in).unwrap_or_default();
+    let known = clause_references(scenario, record, clause);
     let mut out = title(scenario, record, &known);
     out.push_str(&versions(record));
     out.push_str(&steps(record, reproducer, verified));
@@ -238,7 +267,11 @@ fn upstream_issues(scenario: &Scenario, known: &[String], clause: Option<&Expect
         }
     }
     if let Some(reason) = clause.and_then(|c| c.reason.as_deref()) {
-        out.push_str(&format!("\nWhy criu-matrix expects this failure here: {}\n", reason.trim()));
+        let source = match clause.and_then(|c| c.source.known_issue()) {
+            Some(id) => format!(" (known issue {id}, `known-issues/{}`)", crate::scenario::known::file_name(id)),
+            None => String::new(),
+        };
+        out.push_str(&format!("\nWhy criu-matrix expects this failure here{source}: {}\n", reason.trim()));
     }
     out
 }

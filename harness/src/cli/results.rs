@@ -15,6 +15,10 @@ pub struct CompareArgs {
     /// Also write the comparison as Markdown (for a CI job summary) to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Do not fail on lost coverage (cells good in BASE, skipped or gone in RUN): for a run
+    /// that was filtered or sharded on purpose.
+    #[arg(long)]
+    allow_lost: bool,
 }
 
 #[derive(Args)]
@@ -54,12 +58,25 @@ pub fn compare(project: &Project, args: &CompareArgs) -> anyhow::Result<ExitCode
         std::fs::write(path, comparison.markdown())
             .map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
     }
-    Ok(if comparison.regressions() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let lost = if args.allow_lost { 0 } else { comparison.lost() };
+    if lost > 0 {
+        eprintln!(
+            "error: {lost} cell(s) good in the baseline are skipped or gone now (lost coverage; --allow-lost accepts it)"
+        );
+    }
+    Ok(if comparison.regressions() == 0 && lost == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 pub fn baseline(project: &Project, args: &BaselineArgs) -> anyhow::Result<ExitCode> {
     let run = run_path(project, args.run.as_deref())?;
     let records = crate::compare::load(&run)?;
+    if let Some(fault) = records.iter().find_map(|r| r.fault.as_deref()) {
+        eprintln!(
+            "error: {} ran under CRIU_MATRIX_FAULT={fault}: a self-check of the harness is no baseline",
+            run.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let dir = project.results().join("baselines");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}.jsonl", args.name));

@@ -19,6 +19,9 @@ use std::path::Path;
 pub enum Change {
     /// Passed (or reproduced) in the baseline; fails, errs or is `fixed` now.
     Regression,
+    /// Passed (or reproduced) in the baseline; skipped now, or not in the run at all: what the
+    /// baseline proved is no longer proved.
+    LostCoverage,
     /// Its repeats disagree (in this run, or in the baseline and the run is one of them).
     Flaky,
     /// Failed in the baseline; passes (or reproduces) now. (Not the verdict `fixed`, which is
@@ -32,10 +35,13 @@ pub enum Change {
     NowRuns,
     /// Passed in the baseline and passes now, with the other good verdict (`pass` <-> `reproduced`).
     Changed,
+    /// The same verdict, decided by another clause (e.g. `reproduced` by the scenario's clause
+    /// in the baseline, by known issue `criu#2705` now).
+    ClauseChanged,
     Unchanged,
     /// Not in the baseline.
     New,
-    /// In the baseline, not in the run.
+    /// In the baseline (with a bad verdict or a skip), not in the run.
     Gone,
 }
 
@@ -43,12 +49,14 @@ impl Change {
     pub fn describe(&self) -> &'static str {
         match self {
             Change::Regression => "regression (new failure)",
+            Change::LostCoverage => "lost coverage (good in the baseline, skipped or gone now)",
             Change::Flaky => "flaky (repeats disagree)",
             Change::Recovered => "recovered (failed in the baseline, good now)",
             Change::StillFailing => "still failing",
             Change::NewlySkipped => "newly skipped",
             Change::NowRuns => "runs now (was skipped)",
             Change::Changed => "changed between pass and reproduced",
+            Change::ClauseChanged => "decided by another clause",
             Change::Unchanged => "unchanged",
             Change::New => "new (not in the baseline)",
             Change::Gone => "gone (not in this run)",
@@ -66,6 +74,12 @@ pub struct CellChange {
     pub run: Vec<Verdict>,
     /// Why the run's last record has its verdict (else the baseline's).
     pub reason: String,
+    /// The clause that decided the last verdict, in the baseline and in the run (`known issue
+    /// criu#2705`), where the records name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_clause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_clause: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +113,7 @@ pub fn classify(base: &[Verdict], run: &[Verdict]) -> Change {
         return Change::New;
     }
     if r.is_empty() {
-        return Change::Gone;
+        return if b.iter().any(|v| good(*v)) { Change::LostCoverage } else { Change::Gone };
     }
     if r.len() > 1 || (b.len() > 1 && b.contains(&r[0])) {
         return Change::Flaky;
@@ -112,6 +126,7 @@ pub fn classify(base: &[Verdict], run: &[Verdict]) -> Change {
         _ if then == now && (now == Verdict::Skip || good(now)) => Change::Unchanged,
         _ if then == now => Change::StillFailing,
         (Verdict::Skip, _) => Change::NowRuns,
+        (_, Verdict::Skip) if good(then) => Change::LostCoverage,
         (_, Verdict::Skip) => Change::NewlySkipped,
         _ if good(then) && good(now) => Change::Changed,
         _ if good(then) => Change::Regression,
@@ -122,22 +137,33 @@ pub fn classify(base: &[Verdict], run: &[Verdict]) -> Change {
 
 /// Every cell of either side, classified, in the run's order (then the baseline's for `gone`).
 pub fn compare(base: &[CellRecord], run: &[CellRecord]) -> Comparison {
+    #[derive(Default)]
+    struct Sides {
+        base: Vec<Verdict>,
+        run: Vec<Verdict>,
+        reason: String,
+        base_clause: Option<String>,
+        run_clause: Option<String>,
+    }
     let mut order: Vec<String> = Vec::new();
-    let mut verdicts: BTreeMap<String, (Vec<Verdict>, Vec<Verdict>, String)> = BTreeMap::new();
+    let mut verdicts: BTreeMap<String, Sides> = BTreeMap::new();
     for (side, records) in [(1, run), (0, base)] {
         for r in records {
             let id = identity(r);
             let entry = verdicts.entry(id.clone()).or_insert_with(|| {
                 order.push(id);
-                Default::default()
+                Sides::default()
             });
+            let clause = r.clause.as_ref().map(|c| c.to_string());
             if side == 1 {
-                entry.1.push(r.verdict);
-                entry.2 = r.reason.clone();
+                entry.run.push(r.verdict);
+                entry.reason = r.reason.clone();
+                entry.run_clause = clause;
             } else {
-                entry.0.push(r.verdict);
-                if entry.2.is_empty() {
-                    entry.2 = r.reason.clone();
+                entry.base.push(r.verdict);
+                entry.base_clause = clause;
+                if entry.reason.is_empty() {
+                    entry.reason = r.reason.clone();
                 }
             }
         }
@@ -145,8 +171,22 @@ pub fn compare(base: &[CellRecord], run: &[CellRecord]) -> Comparison {
     let changes = order
         .into_iter()
         .map(|cell| {
-            let (base, run, reason) = verdicts.remove(&cell).expect("recorded above");
-            CellChange { change: classify(&base, &run), cell, base, run, reason }
+            let s = verdicts.remove(&cell).expect("recorded above");
+            let mut change = classify(&s.base, &s.run);
+            // Records from before clauses were named say nothing either way.
+            let clauses_differ = matches!((&s.base_clause, &s.run_clause), (Some(b), Some(r)) if b != r);
+            if change == Change::Unchanged && clauses_differ && s.run.last() != Some(&Verdict::Skip) {
+                change = Change::ClauseChanged;
+            }
+            CellChange {
+                change,
+                cell,
+                base: s.base,
+                run: s.run,
+                reason: s.reason,
+                base_clause: s.base_clause,
+                run_clause: s.run_clause,
+            }
         })
         .collect();
     Comparison { changes }
@@ -195,6 +235,16 @@ impl Comparison {
         self.count(Change::Regression)
     }
 
+    /// Cells good in the baseline that are skipped or gone now.
+    pub fn lost(&self) -> usize {
+        self.count(Change::LostCoverage)
+    }
+
+    /// Cells good in the baseline and skipped now (a filtered run has cells gone, never skipped).
+    pub fn lost_to_skips(&self) -> usize {
+        self.changes.iter().filter(|c| c.change == Change::LostCoverage && !c.run.is_empty()).count()
+    }
+
     /// How many cells of each change, in the order of `Change`.
     pub fn totals(&self) -> BTreeMap<Change, usize> {
         let mut totals = BTreeMap::new();
@@ -226,6 +276,13 @@ impl Comparison {
                     verdicts_text(&c.run),
                     c.reason
                 ));
+                if c.change == Change::ClauseChanged {
+                    out.push_str(&format!(
+                        "    decided by {} -> {}\n",
+                        c.base_clause.as_deref().unwrap_or("-"),
+                        c.run_clause.as_deref().unwrap_or("-")
+                    ));
+                }
             }
         }
         out.push_str(&format!("{} cells compared: {}\n", self.changes.len(), self.totals_line()));
@@ -275,7 +332,11 @@ mod tests {
     #[case(&[Error], &[Reproduced], Change::Recovered)]
     #[case(&[Fail], &[Fail], Change::StillFailing)]
     #[case(&[Fail], &[Error], Change::StillFailing)]
-    #[case(&[Pass], &[Skip], Change::NewlySkipped)]
+    #[case(&[Pass], &[Skip], Change::LostCoverage)]
+    #[case(&[Reproduced], &[Skip], Change::LostCoverage)]
+    #[case(&[Reproduced], &[], Change::LostCoverage)]
+    #[case(&[Fail], &[], Change::Gone)]
+    #[case(&[Skip], &[], Change::Gone)]
     #[case(&[Fail], &[Skip], Change::NewlySkipped)]
     #[case(&[Skip], &[Fail], Change::NowRuns)]
     #[case(&[Pass], &[Reproduced], Change::Changed)]
@@ -283,7 +344,7 @@ mod tests {
     #[case(&[Pass, Fail], &[Fail], Change::Flaky)]
     #[case(&[Pass, Fail], &[Error], Change::Regression)]
     #[case(&[], &[Fail], Change::New)]
-    #[case(&[Pass], &[], Change::Gone)]
+    #[case(&[Pass], &[], Change::LostCoverage)]
     fn classifies_a_cell_change(#[case] base: &[Verdict], #[case] run: &[Verdict], #[case] expected: Change) {
         assert_eq!(classify(base, run), expected, "{base:?} -> {run:?}");
     }
@@ -309,7 +370,7 @@ mod tests {
         assert_eq!(by_cell["a::podman::crun::trixie::host::v1::host"], Change::Regression);
         assert_eq!(by_cell["c::podman::crun::trixie::host::v1::host"], Change::New);
         assert_eq!(by_cell["b::podman::runc::trixie::host::v1::host"], Change::New);
-        assert_eq!(by_cell["b::podman::crun::trixie::host::v1::host"], Change::Gone);
+        assert_eq!(by_cell["b::podman::crun::trixie::host::v1::host"], Change::LostCoverage);
         assert_eq!(cmp.regressions(), 1);
         let text = cmp.text();
         assert!(
@@ -319,5 +380,34 @@ mod tests {
             "{text}"
         );
         assert!(cmp.markdown().contains("## Against the baseline: 1 regression(s)"), "{}", cmp.markdown());
+    }
+
+    #[test]
+    fn a_verdict_decided_by_another_clause_is_reported() {
+        let clause = |kind, id: &str| Some(crate::record::MatchedClause { kind, id: id.into() });
+        use crate::record::ClauseKind::*;
+        let mut base = record("tcp", "runc", "native", Reproduced);
+        base.clause = clause(Scenario, "line 27");
+        let mut run = record("tcp", "runc", "native", Reproduced);
+        run.clause = clause(KnownIssue, "criu#2705");
+        let cmp = compare(&[base.clone()], &[run.clone()]);
+        assert_eq!(cmp.changes[0].change, Change::ClauseChanged);
+        assert!(
+            cmp.text().contains("decided by the scenario's clause at line 27 -> known issue criu#2705"),
+            "{}",
+            cmp.text()
+        );
+        // The same clause, or a record that names none (an old baseline): unchanged.
+        assert_eq!(compare(&[run.clone()], &[run.clone()]).changes[0].change, Change::Unchanged);
+        base.clause = None;
+        assert_eq!(compare(&[base], &[run]).changes[0].change, Change::Unchanged);
+    }
+
+    #[test]
+    fn lost_coverage_counts_skips_apart_from_cells_gone() {
+        let base = vec![record("a", "crun", "native", Pass), record("b", "crun", "native", Pass)];
+        let run = vec![record("a", "crun", "native", Skip)];
+        let cmp = compare(&base, &run);
+        assert_eq!((cmp.lost(), cmp.lost_to_skips(), cmp.regressions()), (2, 1, 0));
     }
 }

@@ -86,7 +86,16 @@ async fn stress_rounds(
     for n in 1..=s.rounds {
         run.ran = n;
         let before = name.clone();
-        let failure = round.run(n, name, rounds).await?;
+        let failure = match round.run(n, name, rounds).await {
+            Ok(failure) => failure,
+            // The rounds recorded so far stay on the record (and in its `stress` figures).
+            Err(e) => {
+                let message =
+                    format!("round {n}: {e:#} (after {} of {} rounds, {} failed)", n - 1, s.rounds, run.failures.len());
+                drop(thaw);
+                return Ok(Outcome::Error { step: "harness".into(), message });
+            }
+        };
         if *name != before {
             // Restored into a new container: its freezer is another cgroup.
             drop(thaw.take());

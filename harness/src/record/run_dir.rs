@@ -87,17 +87,64 @@ pub fn read_cells(run_dir: &Path) -> anyhow::Result<Vec<CellRecord>> {
     read_cells_file(&run_dir.join("cells.jsonl"))
 }
 
-/// Reads records from a `cells.jsonl`-shaped file (a run's, or a committed baseline).
+/// Reads records from a `cells.jsonl`-shaped file (a run's, or a committed baseline). A line
+/// that cannot be read is an error, except a torn last line (a crash mid-write), which is left
+/// out with a warning on stderr: the user sees that a record was lost.
 pub fn read_cells_file(path: &Path) -> anyhow::Result<Vec<CellRecord>> {
+    let (records, torn) = read_cells_text(path)?;
+    if let Some(problem) = torn {
+        eprintln!("warning: {problem}");
+    }
+    Ok(records)
+}
+
+/// The records of a `cells.jsonl`-shaped file, and what was wrong with its torn last line.
+pub fn read_cells_text(path: &Path) -> anyhow::Result<(Vec<CellRecord>, Option<String>)> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", path.display()))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut records = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str(line) {
             Ok(r) => records.push(r),
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => anyhow::bail!("{} line {}: {e}", path.display(), i + 1),
+            Err(e) if i + 1 == lines.len() && !text.ends_with('\n') => {
+                let torn = format!(
+                    "{} line {} is torn (a run killed while writing it?) and was left out: {e}",
+                    path.display(),
+                    i + 1
+                );
+                return Ok((records, Some(torn)));
+            }
+            Err(e) => anyhow::bail!("{} line {} cannot be read: {e}", path.display(), i + 1),
         }
     }
-    Ok(records)
+    Ok((records, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(name: &str) -> String {
+        let mut r = crate::record::testing::record(name, "runc", "trixie", crate::record::Verdict::Pass);
+        r.name = name.into();
+        serde_json::to_string(&r).unwrap()
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_and_any_other_bad_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cells.jsonl");
+        std::fs::write(&file, format!("{}\n{}\n", line("a"), line("b"))).unwrap();
+        assert_eq!(read_cells_text(&file).unwrap().0.len(), 2);
+        let torn = format!("{}\n{}", line("a"), &line("b")[..40]);
+        std::fs::write(&file, &torn).unwrap();
+        let (records, problem) = read_cells_text(&file).unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(problem.unwrap().contains("line 2 is torn"));
+        std::fs::write(&file, format!("{}\n{}\n", &line("a")[..40], line("b"))).unwrap();
+        assert!(read_cells_text(&file).unwrap_err().to_string().contains("line 1 cannot be read"));
+        // A complete last line that does not parse is no tear: it is an error.
+        std::fs::write(&file, format!("{}\n{{\"name\": 1}}\n", line("a"))).unwrap();
+        assert!(read_cells_text(&file).is_err());
+    }
 }

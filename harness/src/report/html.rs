@@ -56,6 +56,8 @@ struct CellView {
     tooltip: String,
     /// A stress cell's failed rounds, `3/20`: its result is a rate, not only a verdict.
     rate: Option<String>,
+    /// The known issue that decided the verdict (`criu#2705`), shown beside it.
+    known_issue: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +72,10 @@ struct Evidence {
     verdict: String,
     reason: String,
     expected: String,
+    /// The clause that decided the verdict: `known issue criu#2705`, `the scenario's clause at line 27`.
+    clause: String,
+    /// The fault mode the cell ran under (a self-check of the harness), if any.
+    fault: Option<String>,
     seconds: f64,
     started: String,
     failure: Option<crate::record::FailureRecord>,
@@ -90,6 +96,9 @@ struct RoundView {
     restore: Option<f64>,
     counter_before: Option<u64>,
     counter_after: Option<u64>,
+    /// The witness's identity before the checkpoint and after the restore.
+    witness_before: Option<String>,
+    witness_after: Option<String>,
     /// CRIU's own figures for the checkpoint (`--print-stats`), e.g. frozen time.
     stats: String,
 }
@@ -195,6 +204,8 @@ fn evidence(run_dir: &Path, runs: &[&CellRecord]) -> Evidence {
         verdict: r.verdict.to_string(),
         reason: r.reason.clone(),
         expected: r.expected.clone(),
+        clause: r.clause.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        fault: r.fault.clone(),
         seconds: r.seconds,
         started: r.started.clone(),
         failure: r.failure.clone(),
@@ -208,6 +219,8 @@ fn evidence(run_dir: &Path, runs: &[&CellRecord]) -> Evidence {
                 restore: x.restore_seconds,
                 counter_before: x.counter_before,
                 counter_after: x.counter_after,
+                witness_before: x.witness_before.clone(),
+                witness_after: x.witness_after.clone(),
                 stats: stats_text(&x.checkpoint_stats),
             })
             .collect(),
@@ -255,6 +268,7 @@ pub fn html(run_dir: &Path, run_id: &str, records: &[CellRecord]) -> anyhow::Res
                     runs: runs.len(),
                     tooltip: format!("{}: {}", last.verdict, last.reason),
                     rate: last.stress.as_ref().map(|s| s.fraction()),
+                    known_issue: last.clause.as_ref().and_then(|c| c.known_issue()).map(String::from),
                 })
             })
             .collect();

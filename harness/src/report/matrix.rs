@@ -13,6 +13,9 @@ pub struct Matrix {
     pub columns: Vec<String>,
     pub rows: Vec<MatrixRow>,
     pub totals: BTreeMap<Verdict, usize>,
+    /// The harness's fault mode the run was under (a self-check), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,15 +37,23 @@ pub struct MatrixCell {
     /// A stress cell's rate, signatures and freeze times.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stress: Option<crate::record::StressRecord>,
+    /// The known issue that decided the verdict, e.g. `criu#2705`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_issue: Option<String>,
 }
 
 impl MatrixCell {
-    /// The verdict as a matrix shows it: `pass`, or `reproduced 9/24` for a stress cell.
+    /// The verdict as a matrix shows it: `pass`, `reproduced criu#2705` where a known issue
+    /// decided it, `reproduced 9/24` for a stress cell.
     pub fn label(&self) -> String {
-        match &self.rate {
-            Some(rate) => format!("{} {rate}", self.verdict),
-            None => self.verdict.to_string(),
+        let mut label = self.verdict.to_string();
+        if let Some(id) = &self.known_issue {
+            label.push_str(&format!(" {id}"));
         }
+        if let Some(rate) = &self.rate {
+            label.push_str(&format!(" {rate}"));
+        }
+        label
     }
 }
 
@@ -81,13 +92,15 @@ pub fn build(records: &[CellRecord]) -> Matrix {
                             seconds: r.seconds,
                             logs: r.logs.clone(),
                             stress: r.stress.clone(),
+                            known_issue: r.clause.as_ref().and_then(|c| c.known_issue()).map(String::from),
                         }
                     })
                 })
                 .collect(),
         })
         .collect();
-    Matrix { columns, rows, totals }
+    let fault = records.iter().find_map(|r| r.fault.clone());
+    Matrix { columns, rows, totals, fault }
 }
 
 pub fn markdown(matrix: &Matrix) -> String {
@@ -110,6 +123,12 @@ pub fn markdown(matrix: &Matrix) -> String {
     }
     let totals: Vec<String> = matrix.totals.iter().map(|(v, n)| format!("{n} {v}")).collect();
     out.push_str(&format!("\nTotals: {}\n", totals.join(", ")));
+    if let Some(fault) = &matrix.fault {
+        out.push_str(&format!(
+            "\nFault mode `{fault}` (CRIU_MATRIX_FAULT): every restore was replaced by what is not one; \
+             a self-check of the harness, not a result about any stack.\n"
+        ));
+    }
     out.push_str(&stress_table(matrix));
     out.push_str("\nWhy each cell has its verdict:\n\n");
     for row in &matrix.rows {
@@ -117,7 +136,10 @@ pub fn markdown(matrix: &Matrix) -> String {
             if let Some(c) = cell {
                 out.push_str(&format!(
                     "- `{}` {col}: **{}** ({:.1}s) {}\n",
-                    row.scenario, c.verdict, c.seconds, c.reason
+                    row.scenario,
+                    c.label(),
+                    c.seconds,
+                    c.reason
                 ));
             }
         }

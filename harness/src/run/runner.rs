@@ -20,6 +20,8 @@ pub struct Runner {
     events: Events,
     pub run: RunDir,
     stacks: Stacks,
+    /// Cells whose record could not be appended to `cells.jsonl`: the run fails at its end.
+    unrecorded: Vec<String>,
 }
 
 impl Runner {
@@ -29,7 +31,7 @@ impl Runner {
             events.emit(Event::Warning { message: &message });
         }
         let stacks = Stacks::new(cache.clone(), events.clone(), host.clone(), run.dir.clone());
-        Ok(Runner { project, cache, events, run, stacks })
+        Ok(Runner { project, cache, events, run, stacks, unrecorded: Vec::new() })
     }
 
     /// Runs one cell to its record (already appended to `cells.jsonl`).
@@ -51,6 +53,7 @@ impl Runner {
         crate::cleanup::hold_if_interrupted();
         if let Err(e) = self.run.append(&record) {
             tracing::error!("failed to record {name}: {e:#}");
+            self.unrecorded.push(name.clone());
         }
         self.events.emit(Event::CellFinished { record: &record });
         record
@@ -83,6 +86,14 @@ impl Runner {
         self.events.finish();
         let records = crate::record::read_cells(&self.run.dir)?;
         crate::report::write(&self.run.dir, &records)?;
+        if !self.unrecorded.is_empty() {
+            anyhow::bail!(
+                "failed to append {} record(s) to {}: {}",
+                self.unrecorded.len(),
+                self.run.dir.join("cells.jsonl").display(),
+                self.unrecorded.join(", ")
+            );
+        }
         Ok((self.run, records))
     }
 }

@@ -56,6 +56,14 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
             let bound = expectation.rate_bound().to_string();
             Some(StressRecord::new(run.planned, run.ran, failed, run.ended_early.clone(), &rounds, bound))
         }
+        // A stress cell that erred keeps the figures of the rounds it recorded.
+        Outcome::Error { message, .. } if cell.scenario.stress.is_some() && !rounds.is_empty() => {
+            let failed = rounds.iter().filter(|r| r.failure.is_some()).map(|r| r.round).collect();
+            let ran = rounds.iter().filter(|r| r.checkpoint_seconds.is_some()).count() as u32;
+            let bound = expectation.rate_bound().to_string();
+            let why = Some(format!("the harness broke: {}", crate::text::one_line(message)));
+            Some(StressRecord::new(cell.scenario.rounds, ran, failed, why, &rounds, bound))
+        }
         _ => None,
     };
     CellRecord {
