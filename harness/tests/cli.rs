@@ -28,7 +28,8 @@ fn criu_matrix(project: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-const VALID: &str = "id: demo\nsummary: s\nimage: counter\nrun: {}\nready: { file: /tmp/counter }\n";
+const VALID: &str =
+    "id: demo\nsummary: s\nimage: counter\nrun: {}\nready: { file: /tmp/counter }\nverify: [counter: /tmp/counter]\n";
 
 #[test]
 fn validate_accepts_a_valid_project() {
@@ -88,7 +89,7 @@ fn compare_exits_1_on_a_regression_only() {
     let out = criu_matrix(project.path(), &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("1 regression (new failure)") && stdout.contains("1 newly skipped"), "{stdout}");
+    assert!(stdout.contains("1 regression (new failure)") && stdout.contains("1 lost coverage"), "{stdout}");
     let name = changed[passed]["name"].as_str().unwrap().rsplit_once("::").unwrap().0.to_string();
     assert!(stdout.contains(&format!("  {name}: pass -> fail")), "{stdout}");
     assert!(std::fs::read_to_string(&summary).unwrap().starts_with("## Against the baseline: 1 regression(s)"));
@@ -96,6 +97,42 @@ fn compare_exits_1_on_a_regression_only() {
 
     let out = criu_matrix(project.path(), &["compare", "no-such-baseline", "same"]);
     assert_eq!(out.status.code(), Some(2), "a comparison that cannot be made is not a regression");
+
+    // Coverage lost without a regression: a cell the baseline proved is skipped now, and one is
+    // gone. Exit 1, unless the run was narrowed on purpose (--allow-lost).
+    let mut lost: Vec<serde_json::Value> = baseline().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let good = lost.iter().position(|r| r["verdict"] == "reproduced").unwrap();
+    lost[good]["verdict"] = "skip".into();
+    let gone = lost.iter().rposition(|r| r["verdict"] == "pass").unwrap();
+    lost.remove(gone);
+    let text: String = lost.iter().map(|r| format!("{r}\n")).collect();
+    run_dir(project.path(), "lost", &text);
+    let out = criu_matrix(project.path(), &["compare", base.to_str().unwrap(), "lost"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("2 lost coverage") && !stdout.contains("regression (new failure):"), "{stdout}");
+    let out = criu_matrix(project.path(), &["compare", base.to_str().unwrap(), "lost", "--allow-lost"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn a_clause_that_could_never_match_stops_every_command_with_exit_code_2() {
+    let text = format!(
+        "{VALID}rounds: 2\nexpect:\n  - when: {{ runtime: runc }}\n    outcome: fails\n    round: 7\n    signature: 'Dumping FAILED'\n"
+    );
+    let project = project_with("demo.yaml", &text);
+    for args in [&["validate"][..], &["list"], &["run", "--no-progress"]] {
+        let out = criu_matrix(project.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "demo.yaml:11:12: round 7 is not a round of this scenario (rounds: 2): the clause could never match"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!project.path().join("results").exists());
 }
 
 #[test]
