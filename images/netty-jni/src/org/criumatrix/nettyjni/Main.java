@@ -9,6 +9,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.List;
+import java.util.UUID;
 
 /**
  * Loads its JNI library the way netty-tcnative does, through Netty's own NativeLibraryLoader:
@@ -43,7 +44,7 @@ public final class Main {
         System.out.flush();
 
         MessageDigest java = MessageDigest.getInstance("SHA-256");
-        String identity = java.util.UUID.randomUUID().toString();
+        String identity = UUID.randomUUID().toString();
         long count = 0;
         while (true) {
             long next = count + 1;
