@@ -96,12 +96,23 @@ pub enum CheckpointMode<'a> {
     Export { archive: &'a str },
 }
 
+/// Where an exported pre-checkpoint goes, beside the checkpoint's archive.
+pub fn previous_archive(archive: &str) -> String {
+    format!("{}-pre.tar.gz", archive.trim_end_matches(".tar.gz"))
+}
+
 /// CRIU options a scenario asks for, passed the way each engine passes them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CriuOptions {
     pub tcp_established: bool,
     /// Leave the container running after the checkpoint (`--leave-running`).
     pub leave_running: bool,
+    pub file_locks: bool,
+    /// This checkpoint has a pre-checkpoint as its parent (`--with-previous`, `--import-previous`).
+    pub with_previous: bool,
+    pub ignore_volumes: bool,
+    pub ignore_rootfs: bool,
+    pub compress: Option<crate::scenario::Compression>,
     /// Fetch CRIU's log after a successful step too (stress cells read how long the freezer
     /// took from it); a failed step always brings its log.
     pub keep_log: bool,
@@ -110,6 +121,12 @@ pub struct CriuOptions {
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Why this engine cannot take a checkpoint with `option`, if it cannot (a cell that asks
+    /// for it is refused with that reason).
+    fn lacks(&self, option: crate::scenario::CheckpointOption) -> Option<String>;
+    /// A pre-checkpoint (memory only; the container keeps running), the parent of the next
+    /// checkpoint; with an export, into `archive`.
+    async fn pre_checkpoint(&self, name: &str, archive: Option<&str>, limit: Duration) -> anyhow::Result<StepReport>;
     async fn image_exists(&self, tag: &str) -> anyhow::Result<bool>;
     async fn image_id(&self, tag: &str) -> anyhow::Result<String>;
     /// Imports a rootfs tarball (a host path) as an image.

@@ -9,5 +9,7 @@ mod podman;
 
 pub use docker::Docker;
 pub use for_stack::for_stack;
-pub use interface::{numeric_fields, BindMount, CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport};
+pub use interface::{
+    numeric_fields, previous_archive, BindMount, CheckpointMode, CriuOptions, Engine, Remover, RunRequest, StepReport,
+};
 pub use podman::Podman;

@@ -81,11 +81,12 @@ impl Podman {
 }
 
 impl Podman {
-    /// `podman container VERB --print-stats [CRIU options] REST...`; on failure, fetches the CRIU
-    /// log (`log_file`) of `container` as evidence.
+    /// `podman container VERB --print-stats [options] REST...`; on failure, fetches the CRIU log
+    /// (`log_file`) of `container` as evidence.
     async fn criu_step(
         &self,
         verb: &str,
+        flags: &[String],
         rest: &[&str],
         options: CriuOptions,
         container: &str,
@@ -93,12 +94,7 @@ impl Podman {
         limit: Duration,
     ) -> anyhow::Result<StepReport> {
         let mut args = vec!["container", verb, "--print-stats"];
-        if options.tcp_established {
-            args.push("--tcp-established");
-        }
-        if options.leave_running && verb == "checkpoint" {
-            args.push("--leave-running");
-        }
+        args.extend(flags.iter().map(String::as_str));
         if options.keep_log {
             // Without it podman deletes CRIU's log of a successful step.
             args.push("--keep");
@@ -123,10 +119,60 @@ impl Podman {
     }
 }
 
+/// `podman container checkpoint`'s options for a scenario's request.
+fn checkpoint_flags(o: &CriuOptions, export: bool) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        (o.tcp_established, "--tcp-established"),
+        (o.file_locks, "--file-locks"),
+        (o.leave_running, "--leave-running"),
+        (o.with_previous, "--with-previous"),
+        (o.ignore_volumes && export, "--ignore-volumes"),
+        (o.ignore_rootfs && export, "--ignore-rootfs"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then(|| flag.to_string()))
+    .collect();
+    if let (Some(c), true) = (o.compress, export) {
+        flags.extend(["--compress".to_string(), c.name().to_string()]);
+    }
+    flags
+}
+
+/// `podman container restore`'s options for a scenario's request.
+fn restore_flags(o: &CriuOptions, archive: Option<&str>) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        (o.tcp_established, "--tcp-established"),
+        (o.file_locks, "--file-locks"),
+        (o.ignore_volumes && archive.is_some(), "--ignore-volumes"),
+        (o.ignore_rootfs && archive.is_some(), "--ignore-rootfs"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then(|| flag.to_string()))
+    .collect();
+    if let (true, Some(archive)) = (o.with_previous, archive) {
+        flags.extend(["--import-previous".to_string(), super::interface::previous_archive(archive)]);
+    }
+    flags
+}
+
 #[async_trait::async_trait]
 impl Engine for Podman {
     fn name(&self) -> &'static str {
         "podman"
+    }
+
+    fn lacks(&self, _option: crate::scenario::CheckpointOption) -> Option<String> {
+        None
+    }
+
+    async fn pre_checkpoint(&self, name: &str, archive: Option<&str>, limit: Duration) -> anyhow::Result<StepReport> {
+        let mut rest = vec!["--pre-checkpoint"];
+        if let Some(archive) = archive {
+            rest.extend(["--export", archive]);
+        }
+        rest.push(name);
+        let options = CriuOptions::default();
+        self.criu_step("checkpoint", &[], &rest, options, name, "dump.log", limit).await
     }
 
     async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
@@ -202,7 +248,8 @@ impl Engine for Podman {
             CheckpointMode::InPlace => vec![name],
             CheckpointMode::Export { archive } => vec!["--export", archive, name],
         };
-        self.criu_step("checkpoint", &rest, options, name, "dump.log", limit).await
+        let flags = checkpoint_flags(&options, matches!(mode, CheckpointMode::Export { .. }));
+        self.criu_step("checkpoint", &flags, &rest, options, name, "dump.log", limit).await
     }
 
     async fn restore(
@@ -214,10 +261,14 @@ impl Engine for Podman {
         limit: Duration,
     ) -> anyhow::Result<StepReport> {
         match mode {
-            CheckpointMode::InPlace => self.criu_step("restore", &[name], options, name, "restore.log", limit).await,
+            CheckpointMode::InPlace => {
+                let flags = restore_flags(&options, None);
+                self.criu_step("restore", &flags, &[name], options, name, "restore.log", limit).await
+            }
             CheckpointMode::Export { archive } => {
+                let flags = restore_flags(&options, Some(archive));
                 let rest = ["--import", archive, "--name", new_name];
-                self.criu_step("restore", &rest, options, new_name, "restore.log", limit).await
+                self.criu_step("restore", &flags, &rest, options, new_name, "restore.log", limit).await
             }
         }
     }

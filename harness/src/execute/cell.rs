@@ -18,6 +18,12 @@ pub struct Execution {
 }
 
 pub async fn execute(engine: &dyn Engine, session: &Session, spec: &CellSpec<'_>, events: &Events) -> Execution {
+    // An option the engine does not have: the cell is refused, with why (nothing ran).
+    let refused = spec.scenario.checkpoint.options().into_iter().find_map(|o| engine.lacks(o));
+    if let Some(why) = refused {
+        let outcome = Outcome::Skipped(why);
+        return Execution { outcome, rounds: Vec::new(), criu_config: CriuConfigRecord::default() };
+    }
     // Services and configuration first: the containers are removed before they go.
     let prepared = stack_setup::prepare(session, spec.scenario, spec.image_dir, spec.log_dir, spec.transcript).await;
     let annotation = spec.scenario.run.annotations.get(CRIU_CONFIG_ANNOTATION).map(|v| v.value.as_str());

@@ -69,9 +69,15 @@ impl RoundContext<'_> {
 
     fn criu_options(&self) -> CriuOptions {
         let s = self.spec.scenario;
+        let c = &s.checkpoint;
         CriuOptions {
-            tcp_established: s.checkpoint.tcp_established,
-            leave_running: self.fault == Some(Fault::NoRestore),
+            tcp_established: c.tcp_established,
+            leave_running: c.leave_running || self.fault == Some(Fault::NoRestore),
+            file_locks: c.file_locks,
+            with_previous: c.pre_checkpoint,
+            ignore_volumes: c.ignore_volumes,
+            ignore_rootfs: c.ignore_rootfs,
+            compress: c.compress,
             keep_log: s.stress.is_some(),
         }
     }
@@ -118,6 +124,17 @@ impl RoundContext<'_> {
         record: &mut RoundRecord,
     ) -> anyhow::Result<Option<Failure>> {
         let s = self.spec.scenario;
+        if s.checkpoint.pre_checkpoint {
+            let archive = match mode {
+                CheckpointMode::Export { archive } => Some(crate::engine::previous_archive(archive)),
+                CheckpointMode::InPlace => None,
+            };
+            let pre = self.engine.pre_checkpoint(name, archive.as_deref(), s.timeouts.checkpoint).await?;
+            record.pre_checkpoint_seconds = Some(pre.output.seconds);
+            if !pre.output.success() {
+                return Ok(Some(failed(self.spec, round, FailStep::Checkpoint, &pre)));
+            }
+        }
         let dumped = self.engine.checkpoint(name, mode, self.criu_options(), s.timeouts.checkpoint).await?;
         record.checkpoint_seconds = Some(dumped.output.seconds);
         if let CheckpointMode::Export { archive } = mode {
@@ -128,6 +145,21 @@ impl RoundContext<'_> {
         self.events.emit(Event::Step { name: self.spec.name, round, step: "checkpoint", seconds });
         if !dumped.output.success() {
             return Ok(Some(failed(self.spec, round, FailStep::Checkpoint, &dumped)));
+        }
+        if s.checkpoint.leave_running {
+            // `--leave-running`: the checkpointed container must still run, its witness going on.
+            if let (Some(path), Some(id), Some(count)) =
+                (self.counter_path(), &record.witness_before, record.counter_before)
+            {
+                let before = crate::observe::WitnessReading { id: id.clone(), count };
+                let kept = verify::witness_continued(self.probe, name, path, &before, s.timeouts.verify).await;
+                if let Err(e) = kept {
+                    let message =
+                        format!("the container did not keep running after a checkpoint with --leave-running: {e}");
+                    return Ok(Some(Failure { round, step: FailStep::Checkpoint, message, evidence: String::new() }));
+                }
+                record.left_running = Some(true);
+            }
         }
         if let (Some(_), Some(log)) = (&s.stress, &dumped.criu_log) {
             // How long a successful dump saw the v1 freezer in FREEZING: a slow freeze keeps its log.
@@ -170,6 +202,7 @@ impl RoundContext<'_> {
         };
         if let CheckpointMode::Export { archive } = mode {
             let _ = std::fs::remove_file(self.session.host_path(archive));
+            let _ = std::fs::remove_file(self.session.host_path(&crate::engine::previous_archive(archive)));
         }
         record.restore_seconds = Some(restored.output.seconds);
         record.restore_stats = restored.stats.clone();

@@ -79,11 +79,23 @@ impl<'a> Probe<'a> {
     /// the truncation and the write, and a checkpoint taken there restores an empty file that
     /// stays empty until the restored workload is scheduled again (seconds under software
     /// emulation): an empty or partial read is retried until `ID COUNT` is there, for up to 20
-    /// seconds. A file that cannot be read at all is an error at once.
+    /// seconds, and so is a file not there yet. A file that cannot be read otherwise, or a
+    /// container that does not run, is an error at once.
     pub async fn witness(&self, name: &str, path: &str) -> Result<WitnessReading, String> {
         let started = Instant::now();
         loop {
-            match read_witness(&self.read(name, path).await?) {
+            let pid = self.pid(name).await?;
+            let host = self.session.host_path(&format!("/proc/{pid}/root{path}"));
+            let read = match std::fs::read_to_string(&host) {
+                Ok(text) => read_witness(&text),
+                // Not there yet: a restore without the root filesystem's changes (`--ignore-rootfs`)
+                // until the restored workload writes it again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(format!("failed to read {path} in container {name}: {e}"))
+                }
+                Err(e) => return Err(format!("failed to read {path} in container {name}: {e}")),
+            };
+            match read {
                 Ok(w) => return Ok(w),
                 Err(e) if started.elapsed() > Duration::from_secs(20) => return Err(format!("{path}: {e}")),
                 Err(_) => tokio::time::sleep(POLL).await,

@@ -181,6 +181,13 @@ pub struct RoundRecord {
     pub round: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_seconds: Option<f64>,
+    /// A pre-checkpoint's seconds (`pre_checkpoint: true`), before the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_checkpoint_seconds: Option<f64>,
+    /// After a checkpoint with `--leave-running`: the container went on running (its witness
+    /// kept counting under its identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_running: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_seconds: Option<f64>,
     /// The witness's count right before the checkpoint, and right after the restore.

@@ -24,8 +24,8 @@ pub use duration::duration_text;
 pub use error::ScenarioError;
 pub use known::{load_known_issues, parse_known_issue};
 pub use model::{
-    CheckpointSpec, ExecCheck, ExpectedOutcome, FailStep, Network, PidfdCount, PlacementSpec, PrecheckStep,
-    ProcessCount, ReadySpec, RunSpec, Timeouts, VerifyStep, VncCheck,
+    CheckpointOption, CheckpointSpec, Compression, ExecCheck, ExpectedOutcome, FailStep, Network, PidfdCount,
+    PlacementSpec, PrecheckStep, ProcessCount, ReadySpec, RunSpec, Timeouts, VerifyStep, VncCheck,
 };
 pub use parse::{load_all, parse_scenario};
 pub use stack_needs::{CriuConfigFile, MountSpec, ServiceSpec};

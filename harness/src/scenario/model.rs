@@ -130,6 +130,93 @@ pub struct CheckpointSpec {
     /// Checkpoint and restore established TCP connections (`--tcp-established`).
     #[serde(default)]
     pub tcp_established: bool,
+    /// Checkpoint and restore file locks (`--file-locks`).
+    #[serde(default)]
+    pub file_locks: bool,
+    /// Leave the container running after the checkpoint (`--leave-running`); with `export`, the
+    /// restore is a second container beside it (a running container cannot be restored in place).
+    #[serde(default)]
+    pub leave_running: bool,
+    /// A pre-checkpoint first (`--pre-checkpoint`: memory only, the container keeps running),
+    /// then the checkpoint with it as its parent (`--with-previous`; `--import-previous` for an
+    /// export). Needs the kernel's memory tracking (soft-dirty).
+    #[serde(default)]
+    pub pre_checkpoint: bool,
+    /// Leave the container's volumes out of the exported archive (`--ignore-volumes`).
+    #[serde(default)]
+    pub ignore_volumes: bool,
+    /// Leave the container's changes to its root filesystem out of the exported archive, and
+    /// restore without them (`--ignore-rootfs`).
+    #[serde(default)]
+    pub ignore_rootfs: bool,
+    /// The exported archive's compression (`--compress`); the engine's default when absent.
+    #[serde(default)]
+    pub compress: Option<Compression>,
+}
+
+/// How an exported checkpoint archive is compressed (podman's `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// A checkpoint option a scenario asks for, as engines name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointOption {
+    TcpEstablished,
+    FileLocks,
+    LeaveRunning,
+    PreCheckpoint,
+    IgnoreVolumes,
+    IgnoreRootfs,
+    Compress,
+}
+
+impl CheckpointOption {
+    /// The option as podman's CLI spells it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            CheckpointOption::TcpEstablished => "--tcp-established",
+            CheckpointOption::FileLocks => "--file-locks",
+            CheckpointOption::LeaveRunning => "--leave-running",
+            CheckpointOption::PreCheckpoint => "--pre-checkpoint",
+            CheckpointOption::IgnoreVolumes => "--ignore-volumes",
+            CheckpointOption::IgnoreRootfs => "--ignore-rootfs",
+            CheckpointOption::Compress => "--compress",
+        }
+    }
+}
+
+impl CheckpointSpec {
+    /// The options this checkpoint asks of the engine.
+    pub fn options(&self) -> Vec<CheckpointOption> {
+        use CheckpointOption::*;
+        [
+            (self.tcp_established, TcpEstablished),
+            (self.file_locks, FileLocks),
+            (self.leave_running, LeaveRunning),
+            (self.pre_checkpoint, PreCheckpoint),
+            (self.ignore_volumes, IgnoreVolumes),
+            (self.ignore_rootfs, IgnoreRootfs),
+            (self.compress.is_some(), Compress),
+        ]
+        .into_iter()
+        .filter_map(|(on, option)| on.then_some(option))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

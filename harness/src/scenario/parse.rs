@@ -106,6 +106,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         });
     }
     check_witness(file, &raw)?;
+    check_checkpoint(file, &raw)?;
     let stress = raw.stress.as_ref().map(|spec| stress(file, spec)).transpose()?;
     check_clauses(file, &raw.expect, raw.rounds, stress.is_some())?;
     let expect = raw
@@ -143,6 +144,21 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         source: file.to_path_buf(),
         known_issues: Default::default(),
     })
+}
+
+/// Options that only mean something with an exported checkpoint.
+fn check_checkpoint(file: &Path, raw: &ScenarioFile) -> Result<(), ScenarioError> {
+    let c = &raw.checkpoint;
+    let export_only = [
+        (c.leave_running, "leave_running (a container left running cannot be restored in place)"),
+        (c.ignore_volumes, "ignore_volumes (it leaves the volumes out of the archive)"),
+        (c.ignore_rootfs, "ignore_rootfs (it leaves the root filesystem's changes out of the archive)"),
+        (c.compress.is_some(), "compress (it compresses the archive)"),
+    ];
+    match export_only.iter().find(|(on, _)| *on && !c.export) {
+        Some((_, what)) => Err(ScenarioError::at(file, &raw.id, format!("checkpoint: {what} needs `export: true`"))),
+        None => Ok(()),
+    }
 }
 
 /// Every scenario has one witness (a `counter:` step), or says why it has none: without one, a
