@@ -22,6 +22,8 @@ pub struct RunRequest {
     pub annotations: BTreeMap<String, String>,
     /// Paths of the stack bind-mounted into the container.
     pub mounts: Vec<BindMount>,
+    /// Anonymous volumes, by their path in the container.
+    pub volumes: Vec<String>,
 }
 
 impl RunRequest {
@@ -45,6 +47,9 @@ impl RunRequest {
         }
         for m in &self.mounts {
             args.extend(["--mount".into(), format!("type=bind,source={},target={}", m.source, m.target)]);
+        }
+        for v in &self.volumes {
+            args.extend(["--volume".into(), v.clone()]);
         }
         args.push(self.image.clone());
         args.extend(self.args.iter().cloned());

@@ -308,7 +308,9 @@ impl Engine for Podman {
     }
 
     fn remove_command(&self, names: &[String]) -> String {
-        shell_join(&[["podman", "rm", "--force", "--time", "0"].map(String::from).as_slice(), names].concat())
+        shell_join(
+            &[["podman", "rm", "--force", "--volumes", "--time", "0"].map(String::from).as_slice(), names].concat(),
+        )
     }
 
     fn remove_blocking(&self, names: &[String]) {

@@ -97,6 +97,10 @@ impl RoundContext<'_> {
             record.counter_before = Some(seen.count);
             record.witness_before = Some(seen.id);
         }
+        for check in &s.before_checkpoint {
+            let limit = s.timeouts.verify;
+            verify::exec(probe, name, check, limit, "before-checkpoint", record).await.map_err(|f| f.message)?;
+        }
         if s.stress.is_some() {
             record.tasks_before = probe.task_states(name).await.ok();
         }

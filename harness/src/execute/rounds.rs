@@ -68,6 +68,7 @@ fn run_request(spec: &CellSpec<'_>, name: &str, mounts: &[BindMount]) -> RunRequ
         labels: vec![format!("criu-matrix.cell={}", spec.name)],
         annotations: s.run.annotations.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
         mounts: mounts.to_vec(),
+        volumes: s.run.volumes.iter().map(|v| v.value.clone()).collect(),
     }
 }
 

@@ -24,10 +24,25 @@ impl From<String> for VerifyFailure {
     }
 }
 
-/// Runs a check command in the container: it must exit 0 and print what `output` matches.
-async fn exec(probe: &Probe<'_>, name: &str, check: &ExecCheck, limit: Duration) -> Result<(), VerifyFailure> {
+/// Runs a command in the container: it must exit 0 and print what `output` matches. What it
+/// printed is kept on the round's record under `step`, whether it held or not.
+pub(super) async fn exec(
+    probe: &Probe<'_>,
+    name: &str,
+    check: &ExecCheck,
+    limit: Duration,
+    step: &str,
+    record: &mut RoundRecord,
+) -> Result<(), VerifyFailure> {
     let args = &check.args.value;
     let out = probe.engine.exec(name, args, limit).await.map_err(|e| format!("failed to run {args:?}: {e:#}"))?;
+    record.execs.push(crate::record::ExecSeen {
+        step: step.to_string(),
+        command: out.command_line(),
+        status: out.status,
+        stdout: out.stdout.clone(),
+        stderr: out.stderr.clone(),
+    });
     exec_check_holds(&out, check.output.as_ref().map(|o| o.value.as_str()))
         .map_err(|message| VerifyFailure { message, evidence: format!("{}\n{}", out.stdout, out.stderr) })
 }
@@ -142,7 +157,7 @@ pub async fn after_restore(
     for step in &scenario.verify {
         match step {
             VerifyStep::Counter(_) => {}
-            VerifyStep::Exec(check) => exec(probe, name, check, limit).await?,
+            VerifyStep::Exec(check) => exec(probe, name, check, limit, "verify", record).await?,
             VerifyStep::Processes(count) => {
                 let found = probe.processes(name).await?;
                 if (found.len() as u32) < count.at_least {

@@ -236,6 +236,10 @@ pub struct RoundRecord {
     /// The state of every task of the container right before the checkpoint (stress cells).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_before: Option<TaskStates>,
+    /// What each `exec` step printed: the commands before the checkpoint, and the checks after
+    /// the restore, passed or failed (a passing check keeps its evidence too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecSeen>,
     /// A stress round that failed, and the failure signs it showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<RoundFailure>,
@@ -247,6 +251,20 @@ pub struct RoundRecord {
     /// and thawed, e.g. `FREEZING, thawed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freezer_after: Option<String>,
+}
+
+/// One `exec` in the container, as it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSeen {
+    /// `before-checkpoint` or `verify`.
+    pub step: String,
+    pub command: String,
+    /// Its exit status (none when it timed out or was killed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    pub stdout: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
 }
 
 impl CellRecord {

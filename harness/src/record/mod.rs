@@ -13,7 +13,7 @@ mod run_dir;
 pub(crate) mod testing;
 mod verdict;
 
-pub use cell::{CellRecord, ClauseKind, FailureRecord, MatchedClause, RoundRecord, StressRecord};
+pub use cell::{CellRecord, ClauseKind, ExecSeen, FailureRecord, MatchedClause, RoundRecord, StressRecord};
 pub use evidence::{
     CriuConfigFileRecord, CriuConfigRecord, HostProcess, PidfdHolder, Placement, ProcessPlacement, RoundFailure,
     RunningSeen, SignatureHit, SleepingTask, TaskStates, VncSeen,

@@ -33,6 +33,11 @@ pub struct ScenarioFile {
     pub precheck: Vec<PrecheckStep>,
     #[serde(default)]
     pub verify: Vec<VerifyStep>,
+    /// Commands run in the container before each checkpoint (`podman exec`), after the witness
+    /// is read: each must succeed (and print what `output` matches, line by line); what each
+    /// printed is kept with its round, to be compared with what the checks after the restore see.
+    #[serde(default)]
+    pub before_checkpoint: Vec<ExecCheck>,
     /// Why this scenario has no witness (no `counter:` step): without one, a workload started
     /// again instead of restored could pass. Every image of this project carries a witness; a
     /// scenario that cannot must say why here.
@@ -95,6 +100,10 @@ pub struct RunSpec {
     /// CRIU configuration file runc (and crun >= 1.26) names to CRIU instead of its own.
     #[serde(default)]
     pub annotations: BTreeMap<String, Spanned<String>>,
+    /// Anonymous volumes of the container, by their path in it (`--volume /data`); removed with
+    /// the container.
+    #[serde(default)]
+    pub volumes: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -117,6 +117,18 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
     for step in &raw.verify {
         check_verify_step(file, step)?;
     }
+    for check in &raw.before_checkpoint {
+        check_verify_step(file, &VerifyStep::Exec(check.clone()))?;
+    }
+    for volume in &raw.run.volumes {
+        if !volume.value.starts_with('/') || volume.value.contains(':') {
+            return Err(ScenarioError::at(
+                file,
+                volume,
+                format!("expected a volume's absolute path in the container, got `{}`", volume.value),
+            ));
+        }
+    }
     let image_dir = images_dir.join(&raw.image.value);
     super::stack_needs::validate(file, &raw.services, &raw.mounts, &raw.criu_config, &raw.run.annotations, &image_dir)?;
     Ok(Scenario {
@@ -135,6 +147,7 @@ fn validate(file: &Path, raw: ScenarioFile, images_dir: &Path) -> Result<Scenari
         }),
         no_witness: raw.no_witness.map(|w| w.value),
         verify: raw.verify,
+        before_checkpoint: raw.before_checkpoint,
         timeouts: raw.timeouts,
         expect,
         services: raw.services,

@@ -20,6 +20,8 @@ pub struct Scenario {
     pub checkpoint: CheckpointSpec,
     pub precheck: Vec<PrecheckStep>,
     pub verify: Vec<VerifyStep>,
+    /// Commands run in the container before each checkpoint, their output kept.
+    pub before_checkpoint: Vec<super::model::ExecCheck>,
     /// The witness file (the `counter:` step's path): `ID COUNT`. `None` only with `no_witness`.
     pub witness: Option<String>,
     /// Why the scenario has no witness, when it has none.

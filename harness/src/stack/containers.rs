@@ -26,7 +26,9 @@ pub fn remove_podman(entry: &Entry, names: &[String]) {
         .run_blocking(&inspect, PODMAN_LIMIT)
         .map(|out| out.stdout.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
-    let mut argv: Vec<String> = ["podman", "rm", "--force", "--ignore", "--time", "0"].map(String::from).to_vec();
+    // `--volumes`: a container's anonymous volumes go with it.
+    let mut argv: Vec<String> =
+        ["podman", "rm", "--force", "--ignore", "--volumes", "--time", "0"].map(String::from).to_vec();
     argv.extend(names.iter().cloned());
     match entry.run_blocking(&argv, PODMAN_LIMIT) {
         Ok(out) if out.success() => {}

@@ -104,6 +104,7 @@ impl Docker {
             cmd: (!r.args.is_empty()).then(|| r.args.clone()),
             env: (!r.env.is_empty()).then(|| r.env.clone()),
             labels: Some(labels),
+            volumes: (!r.volumes.is_empty()).then(|| r.volumes.clone()),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -549,6 +550,7 @@ mod tests {
             labels: vec!["criu-matrix.cell=x".into()],
             annotations: [("org.criu.config".to_string(), "/etc/criu/x.conf".to_string())].into(),
             mounts: vec![crate::engine::interface::BindMount { source: "/s".into(), target: "/t".into() }],
+            volumes: Vec::new(),
         };
         let line = shell_join(&r.cli_words(&[]));
         assert_eq!(
