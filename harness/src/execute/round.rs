@@ -97,6 +97,10 @@ impl RoundContext<'_> {
             record.counter_before = Some(seen.count);
             record.witness_before = Some(seen.id);
         }
+        if s.verify.iter().any(|v| matches!(v, VerifyStep::Mounts(_))) {
+            record.mounts_before =
+                probe.mounts(name).await.map_err(|e| format!("the mount table before the checkpoint: {e}"))?;
+        }
         for check in &s.before_checkpoint {
             let limit = s.timeouts.verify;
             verify::exec(probe, name, check, limit, "before-checkpoint", record).await.map_err(|f| f.message)?;

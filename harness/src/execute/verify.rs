@@ -196,6 +196,20 @@ pub async fn after_restore(
                     .into());
                 }
             }
+            VerifyStep::Mounts(spec) => {
+                let after = probe.mounts(name).await?;
+                let changed = crate::observe::mounts::changes(&record.mounts_before, &after);
+                record.mounts_changed = Some(changed.clone());
+                if spec.enforce && !changed.is_empty() {
+                    let lines: Vec<String> = changed.iter().map(|c| format!("  {}", c.describe())).collect();
+                    return Err(format!(
+                        "{} change(s) in the container's mount table after the restore:\n{}",
+                        changed.len(),
+                        lines.join("\n")
+                    )
+                    .into());
+                }
+            }
             VerifyStep::Running(names) => {
                 let now = probe.pids_named(name, &names.value).await?;
                 for (comm, pids) in now {
@@ -335,5 +349,26 @@ mod tests {
         let left_running = init_replaced(Some(p(100, 5)), p(100, 5)).unwrap_err();
         assert!(left_running.starts_with("witness: ") && left_running.contains("never restored"), "{left_running}");
         assert!(init_replaced(None, p(100, 5)).unwrap_err().starts_with("witness: "));
+    }
+
+    /// The witness's messages are words of the harness: no signature may match them, so each
+    /// must be one `scenario::harness_text` knows (rendered here with its examples' values).
+    #[test]
+    fn the_witness_messages_are_known_harness_words() {
+        let known = crate::scenario::harness_text::HARNESS_TEXTS;
+        let (a, b) = ("3f6c1c2e-7a59-4c31-9d0e-1b2a3c4d5e6f", "0b9f3c2e-7a59-4c31-9d0e-1b2a3c4d5e6f");
+        let messages = [
+            witness_holds("/tmp/counter", &reading(a, 40), &reading(b, 1)).unwrap_err(),
+            witness_holds("/tmp/counter", &reading(a, 40), &reading(a, 3)).unwrap_err(),
+            init_replaced(
+                Some(HostProcess { pid: 4242, start_time: 534199 }),
+                HostProcess { pid: 4242, start_time: 534199 },
+            )
+            .unwrap_err(),
+            init_replaced(None, HostProcess { pid: 1, start_time: 1 }).unwrap_err(),
+        ];
+        for message in messages {
+            assert!(known.contains(&message.as_str()), "not in harness_text: {message}");
+        }
     }
 }

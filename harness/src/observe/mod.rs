@@ -5,6 +5,7 @@
 //! `execute::verify`'s to judge.
 
 pub mod freezer;
+pub mod mounts;
 pub mod pidfds;
 pub mod placement;
 mod probe;

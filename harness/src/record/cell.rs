@@ -236,6 +236,12 @@ pub struct RoundRecord {
     /// The state of every task of the container right before the checkpoint (stress cells).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks_before: Option<TaskStates>,
+    /// The container's mount table before the checkpoint (a `mounts` step), and what changed in
+    /// it after the restore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts_before: Vec<super::evidence::MountSeen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts_changed: Option<Vec<super::evidence::MountChange>>,
     /// What each `exec` step printed: the commands before the checkpoint, and the checks after
     /// the restore, passed or failed (a passing check keeps its evidence too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -192,3 +192,38 @@ pub struct CriuConfigFileRecord {
     /// Written for this cell by the harness (else it belongs to the stack, and stays).
     pub by_harness: bool,
 }
+
+/// One mount of a container's table, as compared across a restore (see `observe::mounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSeen {
+    pub mount_point: String,
+    pub root: String,
+    /// Per-mount options, sorted (`nosuid,ro`).
+    pub options: String,
+    pub fs_type: String,
+    pub source: String,
+    /// Per-superblock options, sorted, less overlay's storage paths.
+    pub super_options: String,
+}
+
+impl MountSeen {
+    pub fn describe(&self) -> String {
+        format!("{} {} ({} {}) {}", self.fs_type, self.root, self.options, self.super_options, self.source)
+    }
+}
+
+/// What changed at one mount point across a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountChange {
+    pub mount_point: String,
+    /// `root`, `options`, `fs_type`, `source`, `super_options`, or `mount` (gone or new).
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl MountChange {
+    pub fn describe(&self) -> String {
+        format!("{} {}: {} -> {}", self.mount_point, self.field, self.before, self.after)
+    }
+}

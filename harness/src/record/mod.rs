@@ -15,8 +15,8 @@ mod verdict;
 
 pub use cell::{CellRecord, ClauseKind, ExecSeen, FailureRecord, MatchedClause, RoundRecord, StressRecord};
 pub use evidence::{
-    CriuConfigFileRecord, CriuConfigRecord, HostProcess, PidfdHolder, Placement, ProcessPlacement, RoundFailure,
-    RunningSeen, SignatureHit, SleepingTask, TaskStates, VncSeen,
+    CriuConfigFileRecord, CriuConfigRecord, HostProcess, MountChange, MountSeen, PidfdHolder, Placement,
+    ProcessPlacement, RoundFailure, RunningSeen, SignatureHit, SleepingTask, TaskStates, VncSeen,
 };
 pub use run_dir::{read_cells, read_cells_file, RunDir};
 pub use verdict::Verdict;

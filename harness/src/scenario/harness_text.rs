@@ -3,8 +3,8 @@
 //! the engine, the runtime and CRIU printed; one that matches any of these would also match the
 //! harness's own words, so it proves nothing about the upstream bug and `validate` refuses it.
 //!
-//! `execute`'s tests render its messages and check that each is one of these, so a new kind of
-//! message cannot be added without being added here.
+//! `execute::verify`'s tests render the witness's messages and check that each is one of these
+//! (the other kinds are examples written by hand: keep them in step with the code).
 
 /// One example of every kind of text the harness writes about a cell.
 pub const HARNESS_TEXTS: &[&str] = &[
@@ -21,6 +21,10 @@ pub const HARNESS_TEXTS: &[&str] = &[
     "witness: after the restore: container cm-demo-1 is not running",
     "witness: before the checkpoint: failed to inspect container cm-demo-1: Error: no such container",
     // The other verifications (execute::verify, observe).
+    "2 change(s) in the container's mount table after the restore:",
+    "  /proc/timer_list options: nosuid,ro -> rw",
+    "the mount table before the checkpoint: failed to read /proc/4242/mountinfo of container cm-demo-1: No such file or directory (os error 2)",
+    "the container did not keep running after a checkpoint with --leave-running: witness: /tmp/counter stayed at 41 for 30s: the workload is not running",
     "2 processes in the container after the restore, expected at least 4",
     "the check after the restore failed: `podman exec cm-demo-1 dbus-send --system --print-reply` exited with 1: Error org.freedesktop.DBus.Error.ServiceUnknown",
     "the check `podman exec cm-demo-1 cat /tmp/x` printed \"free\", which does not match /^held$/",

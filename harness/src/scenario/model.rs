@@ -246,6 +246,11 @@ pub enum VerifyStep {
     /// Connect to the container's VNC server as a viewer does (RFB handshake, one full
     /// framebuffer update), keep the picture, and require a drawn desktop.
     Vnc(VncCheck),
+    /// The container's mount table (its first process's mountinfo) before the checkpoint
+    /// against after the restore: mount points, roots, options, filesystem and superblock
+    /// options, less what a restore always renews (see `observe::mounts`). Every change is
+    /// recorded with its round; unless `enforce: false`, one fails the round.
+    Mounts(PlacementSpec),
     /// Processes (by command name) that must still run after a restore, with the PIDs they had
     /// inside the container before the checkpoint: restored, not started again.
     Running(Spanned<Vec<String>>),
