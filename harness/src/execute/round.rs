@@ -296,6 +296,30 @@ impl RoundContext<'_> {
         }
     }
 
+    /// After a refused checkpoint the clause expected (`verify_after`): the workload still runs
+    /// as it was, its witness going on under the same identity (no restore happened, so its
+    /// first process is the same) and the scenario's `exec` checks holding.
+    pub async fn verify_after_failure(
+        &self,
+        name: &str,
+        record: &mut RoundRecord,
+    ) -> Result<(), verify::VerifyFailure> {
+        let s = self.spec.scenario;
+        let limit = s.timeouts.verify;
+        if let (Some(path), Some(id), Some(count)) =
+            (self.counter_path(), record.witness_before.clone(), record.counter_before)
+        {
+            let before = crate::observe::WitnessReading { id, count };
+            verify::witness_continued(self.probe, name, path, &before, limit).await?;
+        }
+        for step in &s.verify {
+            if let VerifyStep::Exec(check) = step {
+                verify::exec(self.probe, name, check, limit, "verify", record).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// After a failed checkpoint of a stress cell: the freezer must be thawed (the harness thaws
     /// it if not, and records what it found) and the workload still running, its counter not
     /// lower than before and growing. `Err` says why the cell cannot go on.

@@ -46,6 +46,20 @@ pub async fn run(
         None => {
             for n in 1..=s.rounds {
                 if let Some(failure) = round.run(n, &mut name, rounds).await? {
+                    if spec.verify_after_failure && failure.step == FailStep::Checkpoint {
+                        let record = rounds.last_mut().expect("the round was recorded");
+                        let checked = round.verify_after_failure(&name, record).await;
+                        record.verified_after_failure = Some(checked.is_ok());
+                        if let Err(why) = checked {
+                            let message = format!("after the refused checkpoint: {}", why.message);
+                            return Ok(Outcome::Failed(super::outcome::Failure {
+                                round: n,
+                                step: FailStep::Verify,
+                                message,
+                                evidence: why.evidence,
+                            }));
+                        }
+                    }
                     return Ok(Outcome::Failed(failure));
                 }
             }

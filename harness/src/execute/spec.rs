@@ -18,6 +18,8 @@ pub struct CellSpec<'a> {
     pub image_dir: &'a Path,
     /// Where the cell's logs go.
     pub log_dir: &'a Path,
+    /// The cell's clause asks that the workload is verified after a refused checkpoint.
+    pub verify_after_failure: bool,
 }
 
 /// The containers of one cell. Dropping it removes them (also on panic, timeout or interrupt).

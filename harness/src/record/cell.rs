@@ -184,6 +184,10 @@ pub struct RoundRecord {
     /// A pre-checkpoint's seconds (`pre_checkpoint: true`), before the checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_checkpoint_seconds: Option<f64>,
+    /// After a refused checkpoint whose clause asks it (`verify_after`): whether the workload was
+    /// still right (its witness went on, its checks held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_after_failure: Option<bool>,
     /// After a checkpoint with `--leave-running`: the container went on running (its witness
     /// kept counting under its identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]

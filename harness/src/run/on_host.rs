@@ -53,6 +53,7 @@ pub async fn run(
         image: &image,
         image_dir: &image_dir,
         log_dir,
+        verify_after_failure: expectation.verify_after,
     };
     let done = execute::execute(engine.as_ref(), session, &spec, events).await;
     Ran { outcome: done.outcome, rounds: done.rounds, expectation, versions, criu_config: Some(done.criu_config) }

@@ -106,6 +106,7 @@ pub fn parse_known_issue(file: &Path, text: &str) -> Result<KnownIssue, Scenario
         failure_rate: None,
         reason: Some(raw.summary.clone()),
         intermittent: raw.intermittent,
+        verify_after: false,
         source: ClauseSource::KnownIssue { id: id.clone(), every_cell: raw.every_cell },
         known: Vec::new(),
     };

@@ -374,6 +374,10 @@ pub struct ExpectClause {
     /// is a pass, not `fixed`. The harness never retries to make it pass.
     #[serde(default)]
     pub intermittent: bool,
+    /// After the expected refusal of a checkpoint, the workload must still be right: its witness
+    /// goes on under the same identity and the `exec` checks hold (as zdtm's "crfail" tests ask).
+    #[serde(default)]
+    pub verify_after: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

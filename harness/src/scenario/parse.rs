@@ -310,6 +310,14 @@ fn check_clauses(file: &Path, clauses: &[ExpectClause], rounds: u32, stress: boo
                 ));
             }
         }
+        let at_checkpoint = clause.step.is_none_or(|s| s == super::model::FailStep::Checkpoint);
+        if clause.verify_after && (clause.outcome.value != ExpectedOutcome::Fails || !at_checkpoint || stress) {
+            return Err(ScenarioError::at(
+                file,
+                &clause.outcome,
+                "`verify_after` is for a `fails` clause at the checkpoint (of a scenario that is not a stress one): the workload is checked after the refused checkpoint",
+            ));
+        }
         if clause.intermittent && clause.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
             return Err(ScenarioError::at(
                 file,
@@ -367,6 +375,7 @@ fn expectation(file: &Path, clause: ExpectClause, stress: bool) -> Result<Expect
         failure_rate,
         reason: clause.reason,
         intermittent: clause.intermittent,
+        verify_after: clause.verify_after,
         source: ClauseSource::Scenario { line: clause.outcome.referenced.line() },
         known: Vec::new(),
     })
@@ -510,6 +519,7 @@ verify: [counter: /tmp/counter]
     #[case::unknown_cgroup_manager(GOOD.replace("runtime: crun,", "cgroup_manager: sytemd,"), 11, "unknown cgroup_manager `sytemd`")]
     #[case::huge_duration(GOOD.replace("30s", "99999999999999999999s"), 5, "duration")]
     #[case::no_witness(GOOD.replace("  - counter: /tmp/counter\n", ""), 1, "a scenario needs a witness")]
+    #[case::verify_after_a_pass(GOOD.replace("  - outcome: passes", "  - outcome: passes\n    verify_after: true"), 16, "`verify_after` is for a `fails` clause")]
     #[case::two_witnesses(GOOD.replace("  - counter: /tmp/counter\n", "  - counter: /tmp/counter\n  - counter: /tmp/other\n"), 9, "one witness")]
     #[case::witness_and_opt_out(GOOD.replace("rounds: 2", "rounds: 2\nno_witness: a desktop without any counter"), 7, "the scenario has a witness")]
     #[case::opt_out_without_reason(GOOD.replace("  - counter: /tmp/counter\n", "").replace("rounds: 2", "rounds: 2\nno_witness: none"), 7, "needs a reason")]

@@ -87,6 +87,8 @@ pub struct Expectation {
     pub reason: Option<String>,
     /// A timing-dependent failure: every round passing is a pass, not `fixed`.
     pub intermittent: bool,
+    /// After the expected refused checkpoint, the workload is verified as still right.
+    pub verify_after: bool,
     /// Which clause this is: the scenario's (its line), a known issue's, or the default.
     pub source: ClauseSource,
     /// The known issues whose conditions hold for the cell, in file order, held against its
@@ -127,6 +129,7 @@ impl Expectation {
             failure_rate: None,
             reason: None,
             intermittent: false,
+            verify_after: false,
             source: ClauseSource::Default,
             known: Vec::new(),
         }
