@@ -305,6 +305,7 @@ mod tests {
             failure_rate: None,
             reason: None,
             intermittent: false,
+            verify_after: false,
             source: ClauseSource::Scenario { line: 12 },
             known: Vec::new(),
         }
