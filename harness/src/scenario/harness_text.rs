@@ -44,8 +44,8 @@ pub const HARNESS_TEXTS: &[&str] = &[
     "the workload was not ready within 60s (failed to read /tmp/counter in container cm-demo-1: No such file or directory (os error 2))",
     "the container's processes hold 0 pidfds, fewer than the 1 this case needs (waited 30s): nothing here exercises CRIU's pidfd support",
     "the workload did not survive the failed checkpoint: witness: /tmp/counter stayed at 41 for 60s: the workload is not running",
-    "round 3 restore failed: the container cannot go on",
-    "stopped after round 3: round 3 restore failed: the container cannot go on",
+    "round 3 restore failed (`podman container restore --print-stats cm-demo-1` exited with 125): the container cannot go on",
+    "stopped after round 3: round 3 restore failed (`podman container restore --print-stats cm-demo-1` exited with 125): the container cannot go on",
     "fault restart: the workload started again was not ready: the workload was not ready within 60s",
     // A command the harness ran, as it reports it (process::Output::failure_text).
     "`podman container checkpoint --print-stats cm-demo-1` timed out after 120s",
