@@ -82,7 +82,7 @@ fn compare_exits_1_on_a_regression_only() {
 
     let out = criu_matrix(project.path(), &["compare", base.to_str().unwrap(), same.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("80 cells compared: 80 unchanged"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("96 cells compared: 96 unchanged"));
 
     let summary = project.path().join("compare.md");
     let args = ["compare", base.to_str().unwrap(), "regressed", "--markdown", summary.to_str().unwrap()];
@@ -145,7 +145,7 @@ fn merged_shards_are_one_run_with_every_report() {
     let out = criu_matrix(project.path(), &["merge", "shard-1", "shard-2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("merged 80 records from 2 runs"), "{stdout}");
+    assert!(stdout.contains("merged 96 records from 2 runs"), "{stdout}");
     let merged = std::fs::read_link(project.path().join("results/runs/latest")).unwrap();
     let merged = project.path().join("results/runs").join(merged);
     for report in ["cells.jsonl", "matrix.md", "matrix.json", "matrix.html", "junit.xml"] {
@@ -153,7 +153,7 @@ fn merged_shards_are_one_run_with_every_report() {
     }
     let out = criu_matrix(project.path(), &["compare", "shard-1", merged.to_str().unwrap()]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("30 unchanged, 50 new"),
+        String::from_utf8_lossy(&out.stdout).contains("30 unchanged, 66 new"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -193,8 +193,8 @@ pub fn compare(base: &[CellRecord], run: &[CellRecord]) -> Comparison {
 }
 
 /// A run's records as a baseline to commit (`results/baselines/NAME.jsonl`): every record as it
-/// is, less the per-process cgroup listings of each round (evidence of that run, bulky, and not
-/// compared), and with no file of the run (logs, reproducers) named, as none is kept beside it.
+/// is, less the per-process cgroup listings and the mount tables of each round (evidence of
+/// that run, bulky, naming this machine's paths, and not compared), and with no file of the run (logs, reproducers) named, as none is kept beside it.
 pub fn baseline(records: &[CellRecord]) -> String {
     let mut out = String::new();
     for r in records {
@@ -203,6 +203,9 @@ pub fn baseline(records: &[CellRecord]) -> String {
         r.reproducer = None;
         for round in &mut r.rounds {
             round.cgroup_placement = None;
+            // The whole mount table names this machine's paths (a stack's docker data root);
+            // what changed in it stays.
+            round.mounts_before.clear();
         }
         out.push_str(&serde_json::to_string(&r).expect("records serialize"));
         out.push('\n');

@@ -122,7 +122,11 @@ async fn stress_rounds(
         let survived = if failure.step == FailStep::Checkpoint {
             round.after_failed_checkpoint(name, record).await
         } else {
-            Err(format!("round {n} {} failed ({}): the container cannot go on", failure.step, crate::text::one_line(&failure.message)))
+            Err(format!(
+                "round {n} {} failed ({}): the container cannot go on",
+                failure.step,
+                crate::text::one_line(&failure.message)
+            ))
         };
         run.failures.push(failure);
         if let Err(why) = survived {
