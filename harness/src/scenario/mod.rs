@@ -5,8 +5,10 @@
 //!   CRIU configuration files) and its validation;
 //! - `parse`: YAML to a validated scenario, every error at `file:line:col`;
 //! - `validated`: the scenario the rest of the harness uses, and how its `when:` clauses match;
+//! - `bounds`: the size of a file and the bounds of every number in it;
 //! - `duration`, `error`: durations as written, and where a file is wrong.
 
+pub mod bounds;
 mod duration;
 mod error;
 mod model;

@@ -191,7 +191,14 @@ impl Engine for Docker {
 
     async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
         let call = Call::owned(vec!["docker".into(), "import".into(), tarball.display().to_string(), tag.into()]);
-        let bytes = tokio::fs::read(tarball).await?;
+        // Streamed a MiB at a time: a base tarball is hundreds of MB.
+        let file = tokio::fs::File::open(tarball).await?;
+        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+            let mut chunk = vec![0u8; 1 << 20];
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await?;
+            chunk.truncate(n);
+            Ok::<_, std::io::Error>((n > 0).then(|| (bytes::Bytes::from(chunk), file)))
+        });
         let (repo, version) = split_tag(tag);
         let options = bollard::query_parameters::CreateImageOptions {
             from_src: Some("-".into()),
@@ -200,7 +207,7 @@ impl Engine for Docker {
             ..Default::default()
         };
         let work = async {
-            let mut stream = self.client.create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
+            let mut stream = self.client.create_image(Some(options), Some(bollard::body_try_stream(chunks)), None);
             let mut said = String::new();
             while let Some(item) = stream.next().await {
                 let info = item?;
