@@ -64,6 +64,17 @@ pub(super) fn check(file: &Path, text: &str, raw: &ScenarioFile) -> Result<(), S
         Err(ScenarioError { file: file.to_path_buf(), line, column, message })
     };
     let at = |key: &str, message: String| at_value(key, None, message);
+    let image = &raw.image.value;
+    let plain = !image.is_empty()
+        && !image.starts_with('.')
+        && image.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !plain {
+        return Err(ScenarioError::at(
+            file,
+            &raw.image,
+            format!("expected the name of a directory of images/ (letters, digits, `-`, `_`, `.`), got `{image}`"),
+        ));
+    }
     if !(1..=MAX_ROUNDS).contains(&raw.rounds) {
         return at_value("rounds", Some(raw.rounds.to_string()), format!("rounds must be between 1 and {MAX_ROUNDS}, got {}", raw.rounds));
     }
@@ -233,6 +244,8 @@ expect:
     #[case::huge_duration("timeout: 30s", "timeout: 99999999999999999999s", 5, "duration")]
     #[case::round_past_the_rounds("round: 2", "round: 3", 18, "round must be between 1 and 2, got 3")]
     #[case::round_zero("round: 2", "round: 0", 18, "between 1 and 2, got 0")]
+    #[case::image_out_of_images("image: demo", "image: ../../etc", 3, "a directory of images/")]
+    #[case::image_absolute("image: demo", "image: /etc", 3, "a directory of images/")]
     fn a_value_out_of_bounds_is_refused_where_it_is(
         #[case] from: &str,
         #[case] to: &str,
