@@ -227,7 +227,7 @@ impl Command {
         anyhow::ensure!(!cleanup::interrupted(), "interrupted");
         let child = wrap.spawn().with_context(|| format!("failed to start `{program}`"))?;
         let tracked = cleanup::ChildGuard::track_service(child.id());
-        Ok(Service { pid: child.id(), child: Some(child), _tracked: tracked })
+        Ok(Service { pid: child.id(), main: None, child: Some(child), _tracked: tracked })
     }
 
     /// Starts a program whose output the caller reads as it comes (qemu's console), killed with
@@ -339,12 +339,41 @@ configurable!(tokio::process::Command);
 /// A long-running program the caller owns. Dropping it without [`Service::stop`] stops it.
 pub struct Service {
     pub pid: u32,
+    /// The program itself when `pid` is a launcher that forks it and waits (`nsenter --pid`):
+    /// the one SIGTERM goes to.
+    main: Option<ProcessId>,
     child: Option<Box<dyn process_wrap::std::ChildWrapper>>,
     /// Declared after `child`: untracked only once it is stopped.
     _tracked: cleanup::ChildGuard,
 }
 
 impl Service {
+    /// The program's own PID: the launcher's child when it forks one (see
+    /// [`Service::adopt_forked_child`]), else `pid`.
+    pub fn main_pid(&self) -> u32 {
+        self.main.map_or(self.pid, |m| m.pid)
+    }
+
+    /// Takes the launcher's only child, once it has forked it (within `limit`), as the program
+    /// to stop with SIGTERM: `nsenter --pid` forks the command into the PID namespace, waits for
+    /// it and forwards no signal.
+    pub fn adopt_forked_child(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let children = format!("/proc/{0}/task/{0}/children", self.pid);
+        let mut found = None;
+        let forked = wait_until(limit, || {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            found = text.split_whitespace().next().and_then(|p| p.parse().ok()).and_then(ProcessId::of);
+            found.is_some() || self.exited().is_some()
+        });
+        match found {
+            Some(main) if forked => {
+                self.main = Some(main);
+                Ok(())
+            }
+            _ => anyhow::bail!("the program of launcher {} did not start within {limit:?}", self.pid),
+        }
+    }
+
     /// Whether it has exited (and then its status).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
@@ -367,8 +396,13 @@ impl Service {
             let _ = child.wait();
             return;
         }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        match self.main {
+            Some(main) => main.signal(rustix::process::Signal::TERM),
+            None => {
+                if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
+            }
         }
         let started = Instant::now();
         while started.elapsed() < grace {
