@@ -61,6 +61,15 @@ fn host(cgroup: &str, guest: bool) -> HostFacts {
     HostFacts { cgroup: cgroup.into(), accel: Accel { name: "tcg".into(), why: "fuzz".into() }, guest }
 }
 
+/// The default matrix's plan: what a shard of a huge count is cut from.
+fn default_plan() -> &'static [criu_matrix::plan::Cell] {
+    static PLAN: OnceLock<Vec<criu_matrix::plan::Cell>> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let (path, text) = committed("matrices").iter().find(|(p, _)| p.ends_with("default.yaml")).expect("default.yaml");
+        expand(&parse_matrix(path, text).unwrap(), scenarios(), &Filter::default(), &host("v1", false)).unwrap()
+    })
+}
+
 /// What the harness does with a scenario it accepted: nothing of it may overflow or panic.
 fn use_scenario(s: &Scenario) {
     let _ = s.work_limit();
@@ -112,8 +121,16 @@ enum Mutation {
     Delete(f64, usize),
     /// Repeats a line.
     DuplicateLine(f64),
-    /// Replaces every number of a line by another.
+    /// Replaces one of the numbers of the text by another.
     Number(f64, u64),
+}
+
+/// A number for a value: at and around the bounds of what the harness reads (u16, u32 and u64
+/// limits, a port past 65535 when added to 5900), small ones, or any.
+fn number() -> impl Strategy<Value = u64> {
+    const EDGES: &[u64] = &[0, 1, 2, 99, 100, 1000, 1001, 59635, 59636, 65000, 65535, 65536, 86400, 86401, 100_000,
+        100_001, 4_294_967_295, 4_294_967_296, u64::MAX];
+    prop_oneof![proptest::sample::select(EDGES), 0..200u64, any::<u64>()]
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -123,7 +140,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (0.0..1.0f64, 0..12usize, token).prop_map(|(at, n, t)| Mutation::Replace(at, n, t)),
         (0.0..1.0f64, 0..40usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
         (0.0..1.0f64).prop_map(Mutation::DuplicateLine),
-        (0.0..1.0f64, any::<u64>()).prop_map(|(at, n)| Mutation::Number(at, n)),
+        (0.0..1.0f64, number()).prop_map(|(at, n)| Mutation::Number(at, n)),
     ]
 }
 
@@ -150,15 +167,13 @@ fn apply(text: &str, mutation: &Mutation) -> String {
             lines.join("\n") + "\n"
         }
         Mutation::Number(f, n) => {
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.is_empty() {
-                return text.to_string();
-            }
-            let i = ((lines.len() as f64 * f) as usize).min(lines.len() - 1);
+            // One number of the text (a value, a count, a line's digits), replaced.
             let number = regex::Regex::new(r"\d+").unwrap();
-            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-            out[i] = number.replace_all(lines[i], n.to_string().as_str()).into_owned();
-            out.join("\n") + "\n"
+            let found: Vec<regex::Match> = number.find_iter(text).collect();
+            match found.get(((found.len() as f64 * f) as usize).min(found.len().saturating_sub(1))) {
+                Some(m) => format!("{}{n}{}", &text[..m.start()], &text[m.end()..]),
+                None => text.to_string(),
+            }
         }
     }
 }
@@ -192,7 +207,9 @@ proptest! {
     #[test]
     fn option_values_never_panic(text in "[0-9a-z/%<>=,. :-]{0,40}", number in any::<u64>()) {
         let _ = Shard::parse(&text);
-        let _ = Shard::parse(&format!("{number}/{number}"));
+        if let Ok(shard) = Shard::parse(&format!("{number}/{number}")) {
+            let _ = shard.select(default_plan().to_vec());
+        }
         let _ = duration_text::parse(&text);
         let _ = duration_text::parse(&number.to_string());
         let _ = criu_matrix::rate::RateBound::parse(&text);
@@ -208,7 +225,7 @@ fn the_mutations_change_the_files_and_some_still_parse() {
     let (path, text) = &committed("scenarios")[0];
     let images = project().join("images");
     assert!(parse_scenario(path, text, &images).is_ok());
-    assert_eq!(apply("a\nrounds: 3\n", &Mutation::Number(0.9, 99999999999)), "a\nrounds: 99999999999\n");
+    assert_eq!(apply("a: 1\nrounds: 3\n", &Mutation::Number(0.9, 99999999999)), "a: 1\nrounds: 99999999999\n");
     assert_ne!(&apply(text, &Mutation::Delete(0.5, 10)), text);
     let inserted = apply(text, &Mutation::Insert(0.0, "{"));
     assert!(inserted.starts_with('{') && parse_scenario(path, &inserted, &images).is_err());

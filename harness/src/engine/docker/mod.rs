@@ -17,7 +17,7 @@ use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-use call::{error_text, log_paths, not_found, query_value, split_tag, Call};
+use call::{error_text, log_paths, not_found, query_value, split_tag, unless_daemon_gone, Call};
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -319,7 +319,8 @@ impl Engine for Docker {
             exit: true,
         };
         let work = async { self.client.create_checkpoint(name, request).await.map(|()| String::new()) };
-        let out = self.record("checkpoint", call.finish(tokio::time::timeout(limit, work).await));
+        let answered = unless_daemon_gone(tokio::time::timeout(limit, work).await, "docker checkpoint create")?;
+        let out = self.record("checkpoint", call.finish(answered));
         if out.success() {
             self.checkpoints
                 .lock()
@@ -373,7 +374,7 @@ impl Engine for Docker {
                 let mut argv: Vec<String> = ["docker", "create"].map(String::from).to_vec();
                 argv.extend(request.cli_words(&[]));
                 let call = Call::owned(argv);
-                let created = call.finish(tokio::time::timeout(limit, self.create(&request)).await);
+                let created = call.finish(unless_daemon_gone(tokio::time::timeout(limit, self.create(&request)).await, "docker create")?);
                 let created = self.record("a new container for the imported checkpoint", created);
                 if !created.success() {
                     return Ok(self.step_report(created, mark));
@@ -389,7 +390,8 @@ impl Engine for Docker {
         let call = Call::owned(argv);
         let client = self.restoring_client(&checkpoint, dir.as_deref());
         let work = async { client.start_container(&target, None).await.map(|()| String::new()) };
-        let out = self.record("restore", call.finish(tokio::time::timeout(limit, work).await));
+        let answered = unless_daemon_gone(tokio::time::timeout(limit, work).await, "docker start --checkpoint")?;
+        let out = self.record("restore", call.finish(answered));
         if let Some(d) = &dir {
             // The checkpoint directory was this restore's input only.
             let _ = std::fs::remove_dir_all(self.on_host(d));
