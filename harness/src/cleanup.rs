@@ -17,11 +17,22 @@ type Action = Box<dyn FnOnce() + Send>;
 struct Registry {
     next: u64,
     actions: BTreeMap<u64, (String, Action)>,
+    /// Process groups of running commands: killed at once on an interrupt.
     children: BTreeSet<u32>,
+    /// Process groups of long-running programs (services, dockerd, holders): stopped by their
+    /// owners' undo actions, and waited for before the process exits.
+    services: BTreeSet<u32>,
 }
 
-static REGISTRY: Mutex<Registry> =
-    Mutex::new(Registry { next: 0, actions: BTreeMap::new(), children: BTreeSet::new() });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    actions: BTreeMap::new(),
+    children: BTreeSet::new(),
+    services: BTreeSet::new(),
+});
+/// How long the interrupt handler waits for every process of the harness's groups to be gone
+/// after it killed them (qemu takes seconds to release a guest's memory).
+const GONE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Actions being run by other threads right now (a guard dropped on the normal path): the
 /// interrupt handler must not exit while one is half done.
@@ -97,18 +108,84 @@ pub fn hold_if_interrupted() {
 
 /// Tracks a running command's process group (its leader's PID) until it is reaped, so that an
 /// interrupt can end the whole group.
-pub struct ChildGuard(u32);
+pub struct ChildGuard {
+    pgid: u32,
+    service: bool,
+}
 
 impl ChildGuard {
+    /// A command's group: killed at once on an interrupt. One started while the interrupt
+    /// handler was already collecting the groups kills itself here: the handler set the flag
+    /// before it looked, so either it saw this group or this sees the flag.
     pub fn track_group(pgid: u32) -> ChildGuard {
+        let guard = ChildGuard::track_cleanup_group(pgid);
+        if interrupted() {
+            kill_group(pgid);
+        }
+        guard
+    }
+
+    /// A command of a cleanup path (the undo actions run by the interrupt handler itself): it
+    /// runs to its own limit, and the handler waits for it to be gone before the process exits.
+    pub fn track_cleanup_group(pgid: u32) -> ChildGuard {
         registry().children.insert(pgid);
-        ChildGuard(pgid)
+        ChildGuard { pgid, service: false }
+    }
+
+    /// A long-running program's group: its owner stops it; an interrupt waits until it is gone.
+    pub fn track_service(pgid: u32) -> ChildGuard {
+        registry().services.insert(pgid);
+        ChildGuard { pgid, service: true }
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        registry().children.remove(&self.0);
+        let mut reg = registry();
+        match self.service {
+            false => reg.children.remove(&self.pgid),
+            true => reg.services.remove(&self.pgid),
+        };
+    }
+}
+
+fn kill_group(pgid: u32) {
+    // A group whose leader this process spawned and has not reaped: its ID is not reused.
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid as i32) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+}
+
+/// The live (not zombie) processes whose process group is one of `groups`: (pid, pgid, comm).
+fn live_members(groups: &BTreeSet<u32>) -> Vec<(u32, u32, String)> {
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| s.pgrp > 0 && groups.contains(&(s.pgrp as u32)) && s.state != 'Z')
+        .map(|s| (s.pid as u32, s.pgrp as u32, s.comm))
+        .collect()
+}
+
+/// Waits until no process of the harness's groups lives (after their kill or their owners'
+/// stop), killing any group still there or started meanwhile; says what is left after `limit`.
+fn wait_until_gone(limit: std::time::Duration) -> Vec<(u32, u32, String)> {
+    let started = std::time::Instant::now();
+    let mut killed = BTreeSet::new();
+    loop {
+        let groups: BTreeSet<u32> = {
+            let reg = registry();
+            reg.children.union(&reg.services).copied().chain(killed.iter().copied()).collect()
+        };
+        let live = live_members(&groups);
+        if live.is_empty() || started.elapsed() >= limit {
+            return live;
+        }
+        for (_, pgid, _) in &live {
+            if killed.insert(*pgid) {
+                kill_group(*pgid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -121,7 +198,13 @@ pub fn install_interrupt_handler() {
             }
             eprintln!("\ninterrupted: stopping running commands and removing what this run created...");
             undo_everything();
-            eprintln!("interrupted: cleanup done");
+            let left = wait_until_gone(GONE_LIMIT);
+            if left.is_empty() {
+                eprintln!("interrupted: cleanup done, no process of this run is left");
+            } else {
+                let named: Vec<String> = left.iter().map(|(pid, _, comm)| format!("{pid} ({comm})")).collect();
+                eprintln!("interrupted: cleanup done, but these processes were still there after {GONE_LIMIT:?}: {}", named.join(", "));
+            }
             std::process::exit(130);
         });
         if let Err(e) = installed {
@@ -134,10 +217,7 @@ pub fn install_interrupt_handler() {
 fn undo_everything() {
     let groups: Vec<u32> = registry().children.iter().copied().collect();
     for pgid in groups {
-        // A group whose leader this process spawned and has not reaped: its ID is not reused.
-        if let Some(pgid) = rustix::process::Pid::from_raw(pgid as i32) {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
+        kill_group(pgid);
     }
     loop {
         let newest = {

@@ -25,6 +25,25 @@ pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Copies a tree of regular files and directories only (the logs of a run made elsewhere): a
+/// symbolic link or a special file in it is refused with its path, never followed or opened.
+pub fn copy_plain_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("failed to create {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("failed to read {}", from.display()))? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().expect("entries have names"));
+        let kind = std::fs::symlink_metadata(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        if kind.is_dir() {
+            copy_plain_tree(&path, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(&path, &target).with_context(|| format!("failed to copy {}", path.display()))?;
+        } else {
+            anyhow::bail!("{} is a link or a special file: refused (only files and directories are copied)", path.display());
+        }
+    }
+    Ok(())
+}
+
 /// Removes a directory tree that may hold device nodes and read-only files (a rootfs). It never
 /// crosses into another filesystem: a mount inside it is left alone rather than emptied.
 pub fn remove_tree(path: &Path) -> anyhow::Result<()> {

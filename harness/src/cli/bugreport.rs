@@ -48,7 +48,9 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
         .iter()
         .find(|s| s.id == record.key[Axis::Scenario])
         .ok_or_else(|| anyhow::anyhow!("no scenario `{}` in scenarios/", record.key[Axis::Scenario]))?;
-    let script = record.reproducer.as_ref().map(|p| run.join(p));
+    // The record's paths, kept inside its run.
+    let script = record.reproducer.as_ref().map(|p| crate::record::inside(&run, p)).transpose()?;
+    let logs = crate::record::inside(&run, record.logs.as_deref().unwrap_or("."))?;
     let reproducer = script.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
     let mut verified = None;
     if args.verify {
@@ -62,15 +64,14 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
         let events = Events::new(vec![Arc::new(LineReporter)]);
         let cache = Cache::from_env()?;
         let v = crate::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
-        let dir = run.join(record.logs.as_deref().unwrap_or("."));
-        std::fs::write(dir.join("reproduce.verify.log"), &v.output)?;
+        std::fs::write(logs.join("reproduce.verify.log"), &v.output)?;
         eprintln!("{}", v.summary());
         verified = Some(v);
     }
     let markdown = crate::bugreport::render(scenario, record, reproducer.as_deref(), verified.as_ref());
     let path = match &args.output {
         Some(p) => p.clone(),
-        None => run.join(record.logs.as_deref().unwrap_or(".")).join("bugreport.md"),
+        None => logs.join("bugreport.md"),
     };
     std::fs::write(&path, &markdown).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
     if args.output.is_none() {

@@ -38,11 +38,13 @@ pub async fn report(project: &Project, args: &ReportArgs) -> anyhow::Result<Exit
         std::fs::metadata(&page)?.len()
     );
     let Some(png) = &args.screenshot else { return Ok(ExitCode::SUCCESS) };
+    // A picture a browser can draw: each side from 16 to 8192 pixels.
+    let side = |s: &str| s.parse::<u32>().ok().filter(|n| (16..=8192).contains(n));
     let size = args
         .size
         .split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-        .ok_or_else(|| anyhow::anyhow!("--size must be WIDTHxHEIGHT, e.g. 1600x1000"))?;
+        .and_then(|(w, h)| Some((side(w)?, side(h)?)))
+        .ok_or_else(|| anyhow::anyhow!("--size must be WIDTHxHEIGHT, each from 16 to 8192, e.g. 1600x1000"))?;
     let cell = match &args.cell {
         Some(c) => c.clone(),
         None => records

@@ -79,6 +79,10 @@ pub fn baseline(project: &Project, args: &BaselineArgs) -> anyhow::Result<ExitCo
     }
     let dir = project.results().join("baselines");
     std::fs::create_dir_all(&dir)?;
+    let plain = !args.name.is_empty()
+        && !args.name.starts_with('.')
+        && args.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(plain, "a baseline name is a file name in {} (letters, digits, `-`, `_`, `.`), not `{}`", dir.display(), args.name);
     let path = dir.join(format!("{}.jsonl", args.name));
     std::fs::write(&path, crate::compare::baseline(&records))?;
     println!("{} records of {} -> {}", records.len(), run.display(), path.display());

@@ -16,7 +16,7 @@ pub struct RunArgs {
     #[command(flatten)]
     plan: PlanArgs,
     /// Run each cell this many times in a row (repeats that disagree are flaky in `compare`).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::plan::bounds::MAX_REPEAT)))]
     repeat: u32,
     /// Plain lines instead of progress bars (the default when stderr is not a terminal).
     #[arg(long)]

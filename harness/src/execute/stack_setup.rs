@@ -116,7 +116,7 @@ async fn start_service(
     let log_path = log_dir.join(format!("service-{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
     let child = session.entry().spawn(&argv, log).map_err(|e| format!("failed to start service {name}: {e:#}"))?;
-    let pid = child.pid;
+    let pid = child.main_pid();
     let child = Arc::new(Mutex::new(child));
     let owned = child.clone();
     let label = format!("stop service {name} (pid {pid})");

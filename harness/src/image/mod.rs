@@ -3,11 +3,12 @@
 //! (`ARG BASE` + `FROM $BASE`). Images are tagged by the hash of their inputs, so an image whose
 //! inputs did not change is never built again.
 
+pub mod context;
+
 use crate::engine::Engine;
 use crate::events::Events;
 use crate::stack::{debian, Cache, Session};
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Ensures the base image of the session's suite; returns its tag.
@@ -41,7 +42,9 @@ pub async fn ensure_image(
 ) -> anyhow::Result<String> {
     let dir = images_dir.join(name);
     let base_id = engine.image_id(base).await?;
-    let hash = content_hash(&dir, &base_id)?;
+    // Read once: what is hashed is what is copied into the build.
+    let build_context = context::Context::scan(&dir).with_context(|| format!("failed to read image `{name}`"))?;
+    let hash = build_context.hash(&base_id).with_context(|| format!("failed to hash image `{name}`"))?;
     let tag = format!("localhost/criu-matrix/{name}:{}", &hash[..16]);
     events
         .timed(&session.name, &format!("image {tag}"), async {
@@ -51,59 +54,11 @@ pub async fn ensure_image(
             // The build context must be visible inside the stack: copy it into the stack's /tmp.
             let inner = format!("/tmp/criu-matrix-build/{name}-{}", &hash[..16]);
             let on_host = session.host_path(&inner);
-            crate::files::copy_dir(&dir, &on_host)
-                .with_context(|| format!("failed to copy {} into the stack", dir.display()))?;
+            build_context.copy_to(&on_host).with_context(|| format!("failed to copy {} into the stack", dir.display()))?;
             let built = engine.build_image(&inner, &tag, base).await;
             let _ = std::fs::remove_dir_all(&on_host);
             built.with_context(|| format!("failed to build image `{name}`"))?;
             Ok((tag.clone(), false))
         })
         .await
-}
-
-/// SHA-256 over every file of the image directory (path and content, in sorted order) and the
-/// base image's id.
-pub fn content_hash(dir: &Path, base_id: &str) -> anyhow::Result<String> {
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)?;
-    files.sort();
-    let mut hasher = Sha256::new();
-    hasher.update(base_id.as_bytes());
-    for rel in files {
-        hasher.update([0]);
-        hasher.update(rel.as_bytes());
-        hasher.update([0]);
-        hasher.update(std::fs::read(dir.join(&rel))?);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else {
-            out.push(path.strip_prefix(root)?.display().to_string());
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hash_follows_contents_paths_and_base() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Containerfile"), "FROM x\n").unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/a.sh"), "echo 1\n").unwrap();
-        let first = content_hash(dir.path(), "base1").unwrap();
-        assert_eq!(first, content_hash(dir.path(), "base1").unwrap());
-        assert_ne!(first, content_hash(dir.path(), "base2").unwrap());
-        std::fs::write(dir.path().join("src/a.sh"), "echo 2\n").unwrap();
-        assert_ne!(first, content_hash(dir.path(), "base1").unwrap());
-    }
 }

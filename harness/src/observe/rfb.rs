@@ -63,6 +63,10 @@ pub enum RfbError {
     UnknownMessage(u8),
     #[error("a rectangle {w}x{h} at {x},{y} lies outside the {width}x{height} framebuffer")]
     OutOfBounds { x: u16, y: u16, w: u16, h: u16, width: u16, height: u16 },
+    #[error("the server announced a {width}x{height} screen, outside 1 to {MAX_PIXELS} pixels")]
+    Size { width: u16, height: u16 },
+    #[error("the server sent {0} messages in a row that painted nothing")]
+    Idle(u32),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -71,6 +75,10 @@ pub enum RfbError {
 const SECURITY_NONE: u8 = 1;
 const SECURITY_VNC_AUTH: u8 = 2;
 const ENCODING_RAW: i32 = 0;
+/// The largest screen taken: 8K (7680x4320), 100 MB of RGB.
+pub const MAX_PIXELS: u32 = 7680 * 4320;
+/// The most messages in a row that paint nothing before the viewer gives up.
+pub const MAX_IDLE_MESSAGES: u32 = 1000;
 
 /// Runs a viewer's session to its first full framebuffer.
 pub fn capture<S: Read + Write>(mut stream: S, password: Option<&str>) -> Result<Framebuffer, RfbError> {
@@ -94,6 +102,10 @@ pub fn capture<S: Read + Write>(mut stream: S, password: Option<&str>) -> Result
     stream.write_all(&request)?;
     stream.flush()?;
 
+    // The server says how big its screen is: never allocate more than a real desktop needs.
+    if u32::from(width) * u32::from(height) > MAX_PIXELS || width == 0 || height == 0 {
+        return Err(RfbError::Size { width, height });
+    }
     let mut fb = Framebuffer {
         width,
         height,
@@ -103,10 +115,17 @@ pub fn capture<S: Read + Write>(mut stream: S, password: Option<&str>) -> Result
         rgb: vec![0; usize::from(width) * usize::from(height) * 3],
     };
     // The answer to a full request covers the screen; a server may split it over messages.
+    // Messages that paint nothing (bells, empty updates) do not keep the viewer forever.
     let mut covered = 0usize;
     let full = usize::from(width) * usize::from(height);
+    let mut idle = 0;
     while covered < full {
-        covered += read_server_message(&mut stream, &mut fb)?;
+        let painted = read_server_message(&mut stream, &mut fb)?;
+        idle = if painted == 0 { idle + 1 } else { 0 };
+        if idle > MAX_IDLE_MESSAGES {
+            return Err(RfbError::Idle(MAX_IDLE_MESSAGES));
+        }
+        covered += painted;
     }
     Ok(fb)
 }
@@ -463,6 +482,36 @@ mod tests {
             (AFTER_INIT, hextile),
         ];
         assert!(matches!(exchange(script, None).client, Err(RfbError::UnexpectedEncoding(5))));
+    }
+
+    #[test]
+    fn a_huge_screen_is_refused_before_anything_is_allocated() {
+        let script = vec![
+            (0, b"RFB 003.008\n".to_vec()),
+            (12, vec![1, 1]),
+            (1, 0u32.to_be_bytes().to_vec()),
+            (1, server_init(u16::MAX, u16::MAX, "d")),
+        ];
+        let err = exchange(script, None).client.unwrap_err();
+        assert!(matches!(err, RfbError::Size { width: u16::MAX, height: u16::MAX }), "{err}");
+    }
+
+    #[test]
+    fn updates_that_paint_nothing_do_not_keep_the_viewer() {
+        // Empty updates and bells, more than the viewer takes, and never a pixel.
+        let mut nothing = Vec::new();
+        for _ in 0..=MAX_IDLE_MESSAGES / 2 {
+            nothing.extend_from_slice(&[0, 0, 0, 0, 2]);
+        }
+        let script = vec![
+            (0, b"RFB 003.008\n".to_vec()),
+            (12, vec![1, 1]),
+            (1, 0u32.to_be_bytes().to_vec()),
+            (1, server_init(1, 1, "d")),
+            (AFTER_INIT, nothing),
+        ];
+        let err = exchange(script, None).client.unwrap_err();
+        assert!(matches!(err, RfbError::Idle(MAX_IDLE_MESSAGES)), "{err}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn load_scenarios(project: &Project) -> Result<Vec<Scenario>, PlanError> {
 /// Loads and validates every scenario, then expands the named matrix under `filter`.
 pub fn load_plan(project: &Project, matrix: &str, filter: &Filter, host: &HostFacts) -> Result<Vec<Cell>, PlanError> {
     filter.check().map_err(|e| PlanError::Other(anyhow::anyhow!("{e}")))?;
+    super::bounds::check_environment().map_err(|e| PlanError::Other(anyhow::anyhow!("{e}")))?;
     let scenarios = load_scenarios(project)?;
     let matrix = load_matrix(&project.matrices(), matrix).map_err(PlanError::Other)?;
     expand(&matrix, &scenarios, filter, host).map_err(PlanError::Other)

@@ -162,21 +162,29 @@ impl<'de> Deserialize<'de> for Read {
 /// Loads `matrices/<name>.yaml`; errors are `file:line:col: message`.
 pub fn load_matrix(matrices: &Path, name: &str) -> anyhow::Result<MatrixFile> {
     let path = matrices.join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        let known = known_matrices(matrices).join(", ");
-        anyhow::anyhow!("failed to read matrix `{name}` ({}): {e}; known matrices: {known}", path.display())
-    })?;
+    // A name is a file name in `matrices/`, never a path out of it.
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let text = (if plain { super::bounds::read_matrix(&path) } else { Err("not a plain name".to_string()) })
+        .map_err(|e| {
+            let known = known_matrices(matrices).join(", ");
+            anyhow::anyhow!("failed to read matrix `{name}` ({}): {e}; known matrices: {known}", path.display())
+        })?;
     parse_matrix(&path, &text)
 }
 
 /// Parses a matrix file's text; `path` names it in errors.
 pub fn parse_matrix(path: &Path, text: &str) -> anyhow::Result<MatrixFile> {
+    super::bounds::check_matrix_size(text.len() as u64).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let read: Read = serde_saphyr::from_str(text).map_err(|e| {
         let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         let message = e.to_string().lines().next().unwrap_or_default().to_string();
         let position = regex::Regex::new(r"^(error: )?line \d+ column \d+: ").expect("static regex");
         anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), position.replace(&message, ""))
     })?;
+    if read.more.len() >= super::bounds::MAX_PARTS {
+        let most = super::bounds::MAX_PARTS - 1;
+        anyhow::bail!("{}: `more:` has {} entries, over the limit of {most}", path.display(), read.more.len());
+    }
     let mut parts = vec![read.part.check(path)?];
     for more in read.more {
         parts.push(more.check(path)?);

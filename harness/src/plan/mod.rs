@@ -2,6 +2,7 @@
 //! expanded into cells and filtered. Planning is pure: what it needs of the machine (its cgroup
 //! layout, how VMs run, whether this is a VM guest) comes in as `host::HostFacts`.
 
+pub mod bounds;
 mod expand;
 mod filter;
 mod key;

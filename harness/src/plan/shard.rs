@@ -26,12 +26,16 @@ impl Shard {
         if count == 0 || index == 0 || index > count {
             return Err(format!("shard `{text}` is out of range: I must be between 1 and N, N at least 1"));
         }
+        if count > super::bounds::MAX_SHARDS {
+            return Err(format!("shard `{text}` is out of range: N must be at most {}", super::bounds::MAX_SHARDS));
+        }
         Ok(Shard { index, count })
     }
 
     /// The half-open range of positions this shard takes out of `len`.
     fn range(&self, len: usize) -> std::ops::Range<usize> {
-        let at = |i: usize| i * len / self.count;
+        // In u128: `i * len` cannot overflow, whatever the plan's length.
+        let at = |i: usize| (i as u128 * len as u128 / self.count as u128) as usize;
         at(self.index - 1)..at(self.index)
     }
 
@@ -61,6 +65,9 @@ mod tests {
     #[case("1/0", None)]
     #[case("3", None)]
     #[case("a/b", None)]
+    #[case("1/1000", Some((1, 1000)))]
+    #[case("1/1001", None)]
+    #[case("18446744073709551615/18446744073709551615", None)]
     fn parses_i_of_n(#[case] text: &str, #[case] expected: Option<(usize, usize)>) {
         assert_eq!(Shard::parse(text).ok().map(|s| (s.index, s.count)), expected, "{text}");
     }
@@ -83,5 +90,13 @@ mod tests {
         assert_eq!(joined, (0..len).collect::<Vec<_>>());
         let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
         assert!(max - min <= 1, "{sizes:?}");
+    }
+
+    #[test]
+    fn a_huge_plan_is_sliced_without_overflow() {
+        let (len, count) = (usize::MAX, 1000);
+        let ranges: Vec<_> = (1..=count).map(|index| Shard { index, count }.range(len)).collect();
+        assert_eq!((ranges[0].start, ranges[count - 1].end), (0, len));
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
     }
 }

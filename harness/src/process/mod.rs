@@ -27,6 +27,8 @@ use tokio::io::AsyncReadExt as _;
 
 /// How often a blocking wait looks again (a child's exit is not an event there).
 const POLL: Duration = Duration::from_millis(20);
+/// The most of a blocking command's stdout or stderr that is kept.
+const MAX_OUTPUT: u64 = 64 << 20;
 
 /// A program to run.
 #[derive(Debug)]
@@ -170,40 +172,41 @@ impl Command {
         })
     }
 
-    /// [`Command::run`] without an async runtime: for `Drop` and the interrupt handler.
+    /// [`Command::run`] without an async runtime: for `Drop` and the interrupt handler. Its
+    /// output goes to anonymous files, read once it is reaped: no reader thread that a process
+    /// which left the group (and kept the pipe) could hold past the limit.
     pub fn run_blocking(mut self) -> anyhow::Result<Output> {
+        use std::io::Seek as _;
         let program = self.program()?.to_string();
+        let (mut out, mut err) = (tempfile::tempfile()?, tempfile::tempfile()?);
         let mut wrap = process_wrap::std::CommandWrap::with_new(&program, |cmd| self.configure(cmd));
-        wrap.command_mut().stdout(Stdio::piped()).stderr(Stdio::piped());
+        wrap.command_mut().stdout(out.try_clone()?).stderr(err.try_clone()?);
         wrap.wrap(process_wrap::std::ProcessGroup::leader());
         let started = Instant::now();
         let mut child = wrap.spawn().with_context(|| format!("failed to start `{program}`"))?;
-        let _tracked = cleanup::ChildGuard::track_group(child.id());
-        let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut bytes);
-                }
-                bytes
-            })
-        };
-        let out = reader(child.stdout().take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-        let err = reader(child.stderr().take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-        loop {
+        let _tracked = cleanup::ChildGuard::track_cleanup_group(child.id());
+        let status = loop {
             if let Some(status) = child.try_wait()? {
                 let _ = child.wait(); // the rest of the group, if any
-                let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-                return Ok(self.output(status.code(), &stdout, &stderr, started, false));
+                break Some(status);
             }
             if started.elapsed() >= self.limit {
                 let _ = child.start_kill();
                 let _ = child.wait();
-                // A reader may still be held open by a process that left the group: not joined.
-                return Ok(self.output(None, &[], &[], started, true));
+                break None;
             }
             std::thread::sleep(POLL);
-        }
+        };
+        let read = |file: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            let _ = file.seek(std::io::SeekFrom::Start(0)).map(|_| file.take(MAX_OUTPUT).read_to_end(&mut bytes));
+            bytes
+        };
+        let (stdout, stderr) = (read(&mut out), read(&mut err));
+        Ok(match status {
+            Some(status) => self.output(status.code(), &stdout, &stderr, started, false),
+            None => self.output(None, &stdout, &stderr, started, true),
+        })
     }
 
     /// Starts a long-running program in a group of its own, its output going to `log` (or
@@ -221,8 +224,10 @@ impl Command {
             }
         }
         wrap.wrap(process_wrap::std::ProcessGroup::leader());
+        anyhow::ensure!(!cleanup::interrupted(), "interrupted");
         let child = wrap.spawn().with_context(|| format!("failed to start `{program}`"))?;
-        Ok(Service { pid: child.id(), child: Some(child) })
+        let tracked = cleanup::ChildGuard::track_service(child.id());
+        Ok(Service { pid: child.id(), main: None, child: Some(child), _tracked: tracked })
     }
 
     /// Starts a program whose output the caller reads as it comes (qemu's console), killed with
@@ -232,6 +237,7 @@ impl Command {
         let mut wrap = process_wrap::tokio::CommandWrap::with_new(&program, |cmd| self.configure(cmd));
         wrap.command_mut().stdout(Stdio::piped()).stderr(Stdio::piped());
         wrap.wrap(process_wrap::tokio::ProcessGroup::leader()).wrap(process_wrap::tokio::KillOnDrop);
+        anyhow::ensure!(!cleanup::interrupted(), "interrupted");
         let mut child = wrap.spawn().with_context(|| format!("failed to start `{program}`"))?;
         let pid = child.id().context("the program exited at once")?;
         let tracked = cleanup::ChildGuard::track_group(pid);
@@ -333,10 +339,41 @@ configurable!(tokio::process::Command);
 /// A long-running program the caller owns. Dropping it without [`Service::stop`] stops it.
 pub struct Service {
     pub pid: u32,
+    /// The program itself when `pid` is a launcher that forks it and waits (`nsenter --pid`):
+    /// the one SIGTERM goes to.
+    main: Option<ProcessId>,
     child: Option<Box<dyn process_wrap::std::ChildWrapper>>,
+    /// Declared after `child`: untracked only once it is stopped.
+    _tracked: cleanup::ChildGuard,
 }
 
 impl Service {
+    /// The program's own PID: the launcher's child when it forks one (see
+    /// [`Service::adopt_forked_child`]), else `pid`.
+    pub fn main_pid(&self) -> u32 {
+        self.main.map_or(self.pid, |m| m.pid)
+    }
+
+    /// Takes the launcher's only child, once it has forked it (within `limit`), as the program
+    /// to stop with SIGTERM: `nsenter --pid` forks the command into the PID namespace, waits for
+    /// it and forwards no signal.
+    pub fn adopt_forked_child(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let children = format!("/proc/{0}/task/{0}/children", self.pid);
+        let mut found = None;
+        let forked = wait_until(limit, || {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            found = text.split_whitespace().next().and_then(|p| p.parse().ok()).and_then(ProcessId::of);
+            found.is_some() || self.exited().is_some()
+        });
+        match found {
+            Some(main) if forked => {
+                self.main = Some(main);
+                Ok(())
+            }
+            _ => anyhow::bail!("the program of launcher {} did not start within {limit:?}", self.pid),
+        }
+    }
+
     /// Whether it has exited (and then its status).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
@@ -359,8 +396,13 @@ impl Service {
             let _ = child.wait();
             return;
         }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        match self.main {
+            Some(main) => main.signal(rustix::process::Signal::TERM),
+            None => {
+                if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
+            }
         }
         let started = Instant::now();
         while started.elapsed() < grace {
@@ -466,6 +508,20 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         let grandchild = first_pid(&std::fs::read_to_string(&file).unwrap());
         assert!(wait_until(Duration::from_secs(5), || !alive(grandchild)));
+    }
+
+    /// A process that left the group (its own session) and kept the command's stdout open does
+    /// not keep a blocking command, nor any thread of the harness, past the command's end.
+    #[test]
+    fn a_blocking_command_is_not_held_by_a_process_that_kept_its_output() {
+        let started = Instant::now();
+        let out = Command::new(["sh", "-c", "setsid sleep 60 & echo $!"], Duration::from_secs(30)).run_blocking();
+        let out = out.unwrap();
+        let escaped = ProcessId::of(first_pid(&out.stdout)).expect("the setsid sleep runs");
+        let took = started.elapsed();
+        stop_foreign(&escaped, "the escaped sleep", Duration::from_secs(1));
+        assert!(out.success() && !out.timed_out, "{out:?}");
+        assert!(took < Duration::from_secs(10), "the command was held {took:?} by a process outside its group");
     }
 
     #[tokio::test]

@@ -18,5 +18,5 @@ pub use evidence::{
     CriuConfigFileRecord, CriuConfigRecord, HostProcess, MountChange, MountSeen, PidfdHolder, Placement,
     ProcessPlacement, RoundFailure, RunningSeen, SignatureHit, SleepingTask, TaskStates, VncSeen,
 };
-pub use run_dir::{read_cells, read_cells_file, RunDir};
+pub use run_dir::{inside, read_cells, read_cells_file, RunDir};
 pub use verdict::Verdict;

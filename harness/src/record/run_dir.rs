@@ -48,9 +48,11 @@ impl RunDir {
     }
 
     /// The directory for one cell's logs and reproducer (created on demand). The second run of
-    /// the same cell in a run (`--repeat`, a merge of repeats) gets `<name>.2`, and so on.
+    /// the same cell in a run (`--repeat`, a merge of repeats) gets `<name>.2`, and so on. A
+    /// name that is not a cell name (a record of another run says anything) is refused: its
+    /// directory could be outside `cells/`.
     pub fn cell_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let base = Self::cell_dir_name(name);
+        let base = Self::checked_cell_dir_name(name)?;
         let mut taken = self.cell_dirs.lock().unwrap_or_else(|p| p.into_inner());
         let chosen = (1..)
             .map(|n| if n == 1 { base.clone() } else { format!("{base}.{n}") })
@@ -67,6 +69,22 @@ impl RunDir {
         name.replace("::", "__")
     }
 
+    /// [`RunDir::cell_dir_name`] of a name made of what cell names are made of (axis values
+    /// and scenario ids: letters, digits, `-`, `_`, `.`, joined by `::`), else an error.
+    pub fn checked_cell_dir_name(name: &str) -> anyhow::Result<String> {
+        let plain = |part: &str| {
+            !part.is_empty()
+                && !part.starts_with('.')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        anyhow::ensure!(
+            name.len() <= 255 && name.split("::").all(plain),
+            "the cell name `{}` is not one criu-matrix makes: its directory would not be a plain name under cells/",
+            name.escape_debug()
+        );
+        Ok(Self::cell_dir_name(name))
+    }
+
     /// Appends one finished cell and flushes it to disk before returning.
     pub fn append(&self, record: &CellRecord) -> anyhow::Result<()> {
         let mut line = serde_json::to_string(record)?;
@@ -80,6 +98,28 @@ impl RunDir {
     pub fn relative(&self, path: &Path) -> String {
         path.strip_prefix(&self.dir).unwrap_or(path).display().to_string()
     }
+}
+
+/// `relative`, a path a record names (its logs, its reproducer), under `run_dir`: refused
+/// when it would lead out of it (absolute, with `..`, or through a symbolic link, a run
+/// directory from elsewhere may hold anything).
+pub fn inside(run_dir: &Path, relative: &str) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        anyhow::anyhow!("the path `{}` of a record {why}: refused (it must stay in {})", relative.escape_debug(), run_dir.display())
+    };
+    let path = Path::new(relative);
+    if !path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(refuse("is absolute or has `..`"));
+    }
+    let mut at = run_dir.to_path_buf();
+    for component in path.components() {
+        at.push(component);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse("goes through a symbolic link"));
+        }
+    }
+    Ok(at)
 }
 
 /// Reads a run's `cells.jsonl`. A torn last line (a crash mid-write) is ignored.
@@ -146,5 +186,59 @@ mod tests {
         // A complete last line that does not parse is no tear: it is an error.
         std::fs::write(&file, format!("{}\n{{\"name\": 1}}\n", line("a"))).unwrap();
         assert!(read_cells_text(&file).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::logs("cells/a__podman__crun", true)]
+    #[case::file("cells/a__podman__crun/reproduce.sh", true)]
+    #[case::dot("./cells/x", true)]
+    #[case::absolute("/etc/shadow", false)]
+    #[case::up("cells/../../../etc", false)]
+    #[case::up_only("..", false)]
+    fn paths_of_records_stay_in_the_run(#[case] path: &str, #[case] ok: bool) {
+        let run = tempfile::tempdir().unwrap();
+        let found = inside(run.path(), path);
+        assert_eq!(found.is_ok(), ok, "{path}: {found:?}");
+        if let Ok(p) = found {
+            assert!(p.starts_with(run.path()));
+        } else {
+            assert!(found.unwrap_err().to_string().contains("refused"));
+        }
+    }
+
+    #[test]
+    fn a_link_in_a_run_does_not_lead_out_of_it() {
+        let run = tempfile::tempdir().unwrap();
+        std::fs::create_dir(run.path().join("cells")).unwrap();
+        std::os::unix::fs::symlink("/etc", run.path().join("cells/x")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", run.path().join("cells/r.sh")).unwrap();
+        for path in ["cells/x/shadow", "cells/r.sh"] {
+            let err = inside(run.path(), path).unwrap_err().to_string();
+            assert!(err.contains("through a symbolic link"), "{err}");
+        }
+    }
+
+    #[rstest]
+    #[case("java-daemon-double-checkpoint::podman::crun::trixie::host::v1::host::native", true)]
+    #[case("a::b", true)]
+    #[case("../../etc", false)]
+    #[case("a/b::c", false)]
+    #[case("..::x", false)]
+    #[case("", false)]
+    #[case("a::::b", false)]
+    fn only_cell_names_get_a_directory(#[case] name: &str, #[case] ok: bool) {
+        let results = tempfile::tempdir().unwrap();
+        let run = RunDir::create(results.path()).unwrap();
+        let dir = run.cell_dir(name);
+        assert_eq!(dir.is_ok(), ok, "{name}: {dir:?}");
+        if let Ok(d) = dir {
+            assert_eq!(d.parent(), Some(run.dir.join("cells").as_path()));
+        }
     }
 }

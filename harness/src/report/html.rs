@@ -187,11 +187,16 @@ fn stats_text(stats: &BTreeMap<String, f64>) -> String {
 
 fn evidence(run_dir: &Path, runs: &[&CellRecord]) -> Evidence {
     let r = *runs.last().expect("a cell has a record");
-    let reproducer = r.reproducer.as_ref().and_then(|p| std::fs::read_to_string(run_dir.join(p)).ok());
+    // Only files inside the run, never through a link: a record may name any path.
+    let reproducer = r
+        .reproducer
+        .as_ref()
+        .and_then(|p| crate::record::inside(run_dir, p).ok())
+        .and_then(|p| std::fs::read_to_string(p).ok());
     let mut log_files: Vec<String> = r
         .logs
         .as_ref()
-        .and_then(|l| std::fs::read_dir(run_dir.join(l)).ok().map(|d| (l.clone(), d)))
+        .and_then(|l| std::fs::read_dir(crate::record::inside(run_dir, l).ok()?).ok().map(|d| (l.clone(), d)))
         .map(|(l, d)| {
             d.filter_map(|e| e.ok()?.file_name().to_str().map(|n| format!("{l}/{n}")))
                 .filter(|p| Some(p) != r.reproducer.as_ref())

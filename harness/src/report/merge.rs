@@ -13,12 +13,18 @@ pub fn merge(results: &Path, inputs: &[PathBuf]) -> anyhow::Result<(RunDir, Vec<
     let run = RunDir::create(results)?;
     for input in inputs {
         for mut record in read_cells(input)? {
+            // Checked before anything is written: a record of a run made elsewhere may name
+            // any path and any cell.
+            crate::record::RunDir::checked_cell_dir_name(&record.name)?;
             if let Some(logs) = &record.logs {
-                let from = input.join(logs);
+                let from = crate::record::inside(input, logs)?;
+                if let Some(reproducer) = &record.reproducer {
+                    crate::record::inside(input, reproducer)?;
+                }
                 if from.is_dir() {
                     let to = run.cell_dir(&record.name)?;
-                    crate::files::copy_dir(&from, &to)
-                        .map_err(|e| anyhow::anyhow!("failed to copy {}: {e}", from.display()))?;
+                    crate::files::copy_plain_tree(&from, &to)
+                        .map_err(|e| anyhow::anyhow!("failed to copy {}: {e:#}", from.display()))?;
                     let moved = run.relative(&to);
                     record.reproducer = record.reproducer.as_ref().map(|r| r.replacen(logs.as_str(), &moved, 1));
                     record.logs = Some(moved);
@@ -69,5 +75,37 @@ mod tests {
         for report in ["matrix.md", "matrix.json", "matrix.html", "junit.xml"] {
             assert!(run.dir.join(report).is_file(), "{report}");
         }
+    }
+
+    /// A record naming a path out of its run, or a cell name that is a path, stops the merge
+    /// with a message before the merged run holds anything of it.
+    #[test]
+    fn records_whose_paths_leave_their_run_are_refused() {
+        let results = tempfile::tempdir().unwrap();
+        let good = crate::record::testing::record("a", "crun", "trixie", Verdict::Pass);
+        let cases: [(&str, &dyn Fn(&mut CellRecord), &str); 4] = [
+            ("logs", &|r| r.logs = Some("../../../etc".into()), "is absolute or has `..`"),
+            ("absolute", &|r| r.logs = Some("/etc".into()), "is absolute or has `..`"),
+            ("reproducer", &|r| r.reproducer = Some("cells/../../x.sh".into()), "is absolute or has `..`"),
+            ("name", &|r| r.name = "../../outside".into(), "is not one criu-matrix makes"),
+        ];
+        for (what, change, message) in cases {
+            let input = RunDir::create(results.path()).unwrap();
+            let mut bad = good.clone();
+            bad.logs = Some("cells/x".into());
+            change(&mut bad);
+            input.append(&bad).unwrap();
+            let err = format!("{:#}", merge(results.path(), &[input.dir.clone()]).err().expect("refused"));
+            assert!(err.contains(message), "{what}: {err}");
+        }
+        // A link in the logs is not copied, nor followed.
+        let input = RunDir::create(results.path()).unwrap();
+        let dir = input.cell_dir(&good.name).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", dir.join("dump.log")).unwrap();
+        let mut linked = good.clone();
+        linked.logs = Some(input.relative(&dir));
+        input.append(&linked).unwrap();
+        let err = format!("{:#}", merge(results.path(), &[input.dir.clone()]).err().expect("refused"));
+        assert!(err.contains("dump.log is a link or a special file: refused"), "{err}");
     }
 }

@@ -8,8 +8,10 @@
 //! - `known`: the known issues of `known-issues/`, one file per upstream bug, held against
 //!   every cell after the scenario's own clauses;
 //! - `harness_text`: the harness's own words, which no signature may match;
+//! - `bounds`: the size of a file and the bounds of every number in it;
 //! - `duration`, `error`: durations as written, and where a file is wrong.
 
+pub mod bounds;
 mod check;
 mod duration;
 mod error;

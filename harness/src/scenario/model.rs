@@ -282,7 +282,8 @@ fn default_min_colors() -> u32 {
 
 impl VncCheck {
     pub fn port(&self) -> u16 {
-        5900 + self.display
+        // Bounded when the scenario is validated (`bounds::MAX_DISPLAY`); never an overflow.
+        5900u16.saturating_add(self.display)
     }
 }
 

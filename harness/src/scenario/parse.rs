@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 /// Parses and validates one scenario. `images_dir` is where its image directory must exist.
 pub fn parse_scenario(file: &Path, text: &str, images_dir: &Path) -> Result<Scenario, ScenarioError> {
+    super::bounds::check_size(file, text.len() as u64)?;
     let raw: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    super::bounds::check(file, text, &raw)?;
     validate(file, raw, images_dir)
 }
 
@@ -50,9 +52,7 @@ fn load_scenarios(dir: &Path, images_dir: &Path) -> Result<Vec<Scenario>, Vec<Sc
     let mut scenarios = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        let parsed = std::fs::read_to_string(&file)
-            .map_err(|e| ScenarioError { file: file.clone(), line: 0, column: 0, message: format!("cannot read: {e}") })
-            .and_then(|text| parse_scenario(&file, &text, images_dir));
+        let parsed = super::bounds::read(&file).and_then(|text| parse_scenario(&file, &text, images_dir));
         match parsed {
             Ok(s) => scenarios.push(s),
             Err(e) => errors.push(e),

@@ -68,9 +68,12 @@ pub fn stress_rounds_override() -> anyhow::Result<Option<u32>> {
             .trim()
             .parse::<u32>()
             .ok()
-            .filter(|n| *n > 0)
+            .filter(|n| (1..=super::bounds::MAX_ROUNDS).contains(n))
             .map(Some)
-            .ok_or_else(|| anyhow::anyhow!("{STRESS_ROUNDS_ENV} must be a number of rounds, got `{text}`")),
+            .ok_or_else(|| {
+                let most = super::bounds::MAX_ROUNDS;
+                anyhow::anyhow!("{STRESS_ROUNDS_ENV} must be a number of rounds from 1 to {most}, got `{text}`")
+            }),
     }
 }
 

@@ -72,6 +72,22 @@ struct Marker {
 
 const MARKER: &str = ".criu-matrix-stack.json";
 
+/// Debian's archive keyring (package `debian-archive-keyring`): every Release file of every
+/// package the harness fetches (debootstrap, apt for kernels) is checked against it, never
+/// taken unsigned.
+pub const ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// [`ARCHIVE_KEYRING`], if this host has it.
+pub fn archive_keyring() -> anyhow::Result<&'static Path> {
+    let keyring = Path::new(ARCHIVE_KEYRING);
+    anyhow::ensure!(
+        keyring.is_file(),
+        "failed to find Debian's archive keyring {ARCHIVE_KEYRING} (install `debian-archive-keyring`): packages are \
+         only taken with their signatures checked against it"
+    );
+    Ok(keyring)
+}
+
 /// The Debian mirror: `CRIU_MATRIX_MIRROR`, else the one the host's apt already uses.
 pub fn mirror() -> anyhow::Result<String> {
     if let Ok(m) = std::env::var("CRIU_MATRIX_MIRROR") {
@@ -162,11 +178,7 @@ pub async fn debootstrap(cache: &Cache) -> anyhow::Result<Debootstrap> {
 impl Debootstrap {
     /// `debootstrap --variant=minbase [--include=...] SUITE TARGET MIRROR`, killed after `limit`.
     async fn run(&self, suite: &str, include: &[&str], target: &Path, mirror: &str, log: &Path) -> anyhow::Result<()> {
-        let mut argv = vec![self.program.display().to_string(), "--variant=minbase".to_string()];
-        if !include.is_empty() {
-            argv.push(format!("--include={}", include.join(",")));
-        }
-        argv.extend([suite.to_string(), target.display().to_string(), mirror.to_string()]);
+        let argv = self.argv(suite, include, target, mirror, archive_keyring()?);
         let mut cmd = Command::new(argv, DEBOOTSTRAP_LIMIT);
         if let Some(dir) = &self.dir {
             cmd = cmd.env("DEBOOTSTRAP_DIR", dir.display().to_string());
@@ -180,6 +192,24 @@ impl Debootstrap {
             anyhow::bail!("debootstrap {suite} failed ({how}); log {}:\n{}", log.display(), tail.join("\n"));
         }
         Ok(())
+    }
+}
+
+impl Debootstrap {
+    /// The command line: the Release file's signature checked against `keyring`, and the run
+    /// refused when it cannot be checked (`--force-check-gpg`: no gpgv, no signature).
+    fn argv(&self, suite: &str, include: &[&str], target: &Path, mirror: &str, keyring: &Path) -> Vec<String> {
+        let mut argv = vec![
+            self.program.display().to_string(),
+            "--variant=minbase".to_string(),
+            format!("--keyring={}", keyring.display()),
+            "--force-check-gpg".to_string(),
+        ];
+        if !include.is_empty() {
+            argv.push(format!("--include={}", include.join(",")));
+        }
+        argv.extend([suite.to_string(), target.display().to_string(), mirror.to_string()]);
+        argv
     }
 }
 
@@ -259,6 +289,15 @@ mod tests {
     fn finds_the_main_archive_in_one_line_sources() {
         let text = "deb [arch=amd64] http://mirror.example/debian-security bookworm-security main\ndeb http://mirror.example/debian/ bookworm main\n";
         assert_eq!(mirror_in(text).as_deref(), Some("http://mirror.example/debian/"));
+    }
+
+    #[test]
+    fn debootstrap_checks_signatures_against_the_archive_keyring() {
+        let tool = Debootstrap { program: "/usr/sbin/debootstrap".into(), dir: None };
+        let argv = tool.argv("trixie", &["criu"], Path::new("/t"), "http://m/debian", Path::new(ARCHIVE_KEYRING));
+        assert!(argv.contains(&format!("--keyring={ARCHIVE_KEYRING}")), "{argv:?}");
+        assert!(argv.contains(&"--force-check-gpg".to_string()), "{argv:?}");
+        assert!(!argv.iter().any(|a| a.contains("no-check-gpg") || a.contains("trusted")), "{argv:?}");
     }
 
     #[test]

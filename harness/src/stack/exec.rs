@@ -21,8 +21,9 @@ impl Entry {
         Entry { prefix: Vec::new(), env: base_env(path) }
     }
 
+    /// Into a stack's mount and PID namespaces (see `namespace`).
     pub fn namespace(holder_pid: u32) -> Entry {
-        let prefix = ["nsenter", "--target", &holder_pid.to_string(), "--mount", "--root", "--wd", "--"]
+        let prefix = ["nsenter", "--target", &holder_pid.to_string(), "--mount", "--pid", "--root", "--wd", "--"]
             .map(String::from)
             .to_vec();
         Entry { prefix, env: base_env(PATH.to_string()) }
@@ -36,10 +37,14 @@ impl Entry {
     }
 
     /// Starts a long-running command (a service, dockerd) with stdout and stderr going to `log`.
-    /// `nsenter` without `--pid` execs the command instead of forking, so the service's PID is
-    /// the command's own.
+    /// `nsenter --pid` forks the command into the stack's PID namespace and waits for it; the
+    /// service's main process (the one stopped with SIGTERM) is then that child.
     pub fn spawn(&self, argv: &[String], log: std::fs::File) -> anyhow::Result<Service> {
-        self.command(argv, Duration::ZERO).spawn(Some(log))
+        let mut service = self.command(argv, Duration::ZERO).spawn(Some(log))?;
+        if !self.prefix.is_empty() {
+            service.adopt_forked_child(Duration::from_secs(10))?;
+        }
+        Ok(service)
     }
 
     /// A blocking run for cleanup paths (Drop, the interrupt handler), where no runtime exists.

@@ -31,6 +31,8 @@ pub struct Session {
     pub suite: String,
     /// Whether this stack is the root of the criu-matrix VM this process runs in.
     in_guest: bool,
+    /// Whether the stack's root is this machine's own `/` (the `host` stack, a VM guest's).
+    own_root: bool,
     /// The stack's dockerd, once a docker cell asked for it. Declared before `place`: it is
     /// stopped before the namespace it runs in goes.
     docker: Option<dockerd::Daemon>,
@@ -42,7 +44,9 @@ pub struct Session {
 }
 
 enum Place {
+    /// A VM guest's own root: the VM is the stack's boundary.
     Host,
+    /// A holder's mount and PID namespaces (every Debian stack, and the `host` stack).
     Namespace {
         holder: namespace::Holder,
         /// Held for the session: one run at a time per stack.
@@ -51,13 +55,14 @@ enum Place {
 }
 
 impl Session {
-    /// A stack that is this machine's own root: the host, or a VM guest's.
-    fn on_host(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf, in_guest: bool) -> Session {
+    /// A stack that is a VM guest's own root.
+    fn in_guest(name: &str, facts: StackFacts, suite: String, docker_root: PathBuf) -> Session {
         Session {
             name: name.to_string(),
             facts,
             suite,
-            in_guest,
+            in_guest: true,
+            own_root: true,
             docker: None,
             docker_root,
             facts_file: None,
@@ -94,7 +99,7 @@ impl Session {
         if self.docker.is_none() {
             let paths = match &self.place {
                 // The host's own stack keeps clear of a system dockerd; a VM guest's root is the stack.
-                Place::Host if !self.in_guest => dockerd::DaemonPaths::on_host(&self.docker_root),
+                _ if self.own_root && !self.in_guest => dockerd::DaemonPaths::on_host(&self.docker_root),
                 _ => dockerd::DaemonPaths::standard(),
             };
             let daemon = dockerd::start(&self.name, &self.entry(), &self.host_path("/"), paths, log).await?;
@@ -114,8 +119,14 @@ impl Session {
 
     /// How a person enters this stack by hand, for reproducers.
     pub fn how_to_enter(&self, cache: &Cache) -> String {
+        let unshare = namespace::UNSHARE.join(" ");
         match &self.place {
-            Place::Host => "# Run on the host (stack `host`).".to_string(),
+            Place::Host => "# Run on the VM guest's own root.".to_string(),
+            Place::Namespace { .. } if self.own_root => format!(
+                "# Run on the host (stack `host`), as criu-matrix does in a PID namespace of its own:\n\
+                 #   {unshare} -- sh -c \"$ENTER_SCRIPT\" enter\n# where ENTER_SCRIPT is:\n{}",
+                namespace::HOST_ENTER_SCRIPT.lines().map(|l| format!("#   {l}\n")).collect::<String>()
+            ),
             Place::Namespace { .. } => {
                 let dir = cache.stack_dir(&self.name);
                 let rebuilt = match variant::Variant::find(&self.name) {
@@ -129,8 +140,8 @@ impl Session {
                 format!(
                     "# The {name} stack is a Debian {suite} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
                      {rebuilt}\
-                     # Enter it as criu-matrix does (a private mount namespace, then pivot_root), then run the rest inside:\n\
-                     #   unshare --mount --propagation private -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage} {docker}\n\
+                     # Enter it as criu-matrix does (private mount and PID namespaces, then pivot_root), then run the rest inside:\n\
+                     #   {unshare} -- sh -c \"$ENTER_SCRIPT\" enter {root} {storage} {docker}\n\
                      # where ENTER_SCRIPT is:\n{script}",
                     name = self.name,
                     suite = self.suite,
@@ -151,18 +162,33 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         let known: Vec<&str> = STACKS.iter().map(|s| s.name).collect();
         format!("unknown stack `{name}` (known: {})", known.join(", "))
     })?;
+    let dir = cache.stack_dir(name);
     let Some(suite) = stack.suite() else {
-        let facts = probe_host().await?;
+        // The host's own programs, in a PID namespace of their own (one run at a time: a
+        // killed run's holder is recovered through the state file).
+        std::fs::create_dir_all(&dir)?;
+        let lock = lock(&dir.join("lock"), name, events, stack_wait()).await?;
+        let holder = namespace::enter_host(&dir.join("holder.json")).await?;
+        let facts = facts::probe(name, &holder.entry(), &holder.host_path("/")).await?;
         let suite = host_codename().unwrap_or_else(|| "bookworm".to_string());
-        return Ok(Session::on_host(name, facts, suite, cache.stack_dir(name).join("docker"), false));
+        return Ok(Session {
+            name: name.to_string(),
+            facts,
+            suite,
+            in_guest: false,
+            own_root: true,
+            docker: None,
+            docker_root: dir.join("docker"),
+            facts_file: None,
+            place: Place::Namespace { holder, _lock: lock },
+        });
     };
     let variant = matches!(stack.source, StackSource::Rebuilt { .. }).then(|| variant::Variant::find(name)).flatten();
     // Inside a criu-matrix VM the stack is the guest's own root.
     if crate::host::facts().guest.as_ref().is_some_and(|id| id.stack == name) {
         let facts = probe_host().await?;
-        return Ok(Session::on_host(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker"), true));
+        return Ok(Session::in_guest(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker")));
     }
-    let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
     let lock = lock(&dir.join("lock"), name, events, stack_wait()).await?;
     let rootfs = events
@@ -184,6 +210,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         facts,
         suite: suite.to_string(),
         in_guest: false,
+        own_root: false,
         docker: None,
         docker_root: dir.join("docker"),
         facts_file: Some(dir.join("facts.json")),

@@ -10,10 +10,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt as _;
 
-/// Time limits of a VM, overridable for slow hosts and for tests of the timeout path.
+/// Time limits of a VM, overridable for slow hosts and for tests of the timeout path (a number
+/// of seconds or `5m`, at most a day; `plan::bounds::check_environment` refuses other values
+/// before a run starts).
 pub fn limit(var: &str, default_secs: u64) -> Duration {
-    let secs = std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default_secs);
-    Duration::from_secs(secs)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| crate::scenario::duration_text::parse(&v).ok())
+        .unwrap_or(Duration::from_secs(default_secs))
 }
 
 /// How long a VM may run in all: `CRIU_MATRIX_VM_TIMEOUT` when set; else 1800 s, or the boot
@@ -22,7 +26,7 @@ pub fn total_limit(work: Duration) -> Duration {
     if std::env::var_os("CRIU_MATRIX_VM_TIMEOUT").is_some() {
         return limit("CRIU_MATRIX_VM_TIMEOUT", 1800);
     }
-    Duration::from_secs(1800).max(limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300) + work)
+    Duration::from_secs(1800).max(limit("CRIU_MATRIX_VM_READY_TIMEOUT", 300).saturating_add(work))
 }
 
 pub struct Boot {

@@ -101,9 +101,7 @@ impl Apt {
         std::fs::create_dir_all(dir.join("lists/partial"))?;
         std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
         let mirror = debian::mirror()?;
-        let sources: String =
-            kernel_suites().iter().map(|suite| format!("deb [trusted=yes] {mirror} {suite} main\n")).collect();
-        std::fs::write(dir.join("sources.list"), sources)?;
+        std::fs::write(dir.join("sources.list"), sources(&mirror, &kernel_suites(), debian::archive_keyring()?))?;
         std::fs::write(dir.join("status"), "")?;
         Ok(Apt { dir })
     }
@@ -119,6 +117,13 @@ impl Apt {
             "APT::Architecture=amd64".to_string(),
             // Downloads land in a root-owned temp dir the _apt user cannot write.
             "APT::Sandbox::User=root".to_string(),
+            // Only the sources' own keyring counts (not the host's trusted keys), and nothing
+            // unsigned or unauthenticated is ever taken.
+            "Dir::Etc::Trusted=/nonexistent".to_string(),
+            "Dir::Etc::TrustedParts=/nonexistent".to_string(),
+            "Acquire::AllowInsecureRepositories=false".to_string(),
+            "Acquire::AllowDowngradeToInsecureRepositories=false".to_string(),
+            "APT::Get::AllowUnauthenticated=false".to_string(),
         ]
         .into_iter()
         .flat_map(|o| ["-o".to_string(), o])
@@ -179,6 +184,11 @@ impl Apt {
     }
 }
 
+/// The private apt's sources: each kernel suite, signed by Debian's archive keyring.
+fn sources(mirror: &str, suites: &[&str], keyring: &Path) -> String {
+    suites.iter().map(|suite| format!("deb [signed-by={}] {mirror} {suite} main\n", keyring.display())).collect()
+}
+
 fn field(text: &str, name: &str) -> Option<String> {
     let prefix = format!("{name}:");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().to_string())
@@ -210,6 +220,19 @@ mod tests {
         );
         let meta = "Depends: linux-image-6.1.0-50-cloud-amd64 (= 6.1.176-1)\n";
         assert_eq!(kernel_depends(meta), ["linux-image-6.1.0-50-cloud-amd64"]);
+    }
+
+    #[test]
+    fn kernel_sources_are_signed_by_the_archive_keyring() {
+        let text = sources("http://m/debian", &["bookworm", "trixie"], Path::new(debian::ARCHIVE_KEYRING));
+        assert_eq!(
+            text,
+            format!(
+                "deb [signed-by={k}] http://m/debian bookworm main\ndeb [signed-by={k}] http://m/debian trixie main\n",
+                k = debian::ARCHIVE_KEYRING
+            )
+        );
+        assert!(!text.contains("trusted"));
     }
 
     #[test]

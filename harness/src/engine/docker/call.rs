@@ -42,6 +42,33 @@ pub fn error_text(e: &ApiError) -> String {
     }
 }
 
+/// Whether `e` says dockerd did not answer at all (its socket gone, the connection refused or
+/// cut): the engine broke, which is no result about CRIU.
+pub fn daemon_gone(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::HyperLegacyError { .. }
+            | ApiError::HyperResponseError { .. }
+            | ApiError::HttpClientError { .. }
+            | ApiError::IOError { .. }
+            | ApiError::SocketNotFoundError(_)
+    )
+}
+
+/// A step whose call dockerd never answered is an error of the harness's engine, not the
+/// step's result: `Err`, so the cell ends as `error` (a `fail` would blame CRIU or the runtime).
+pub fn unless_daemon_gone<T>(
+    result: Result<Result<T, ApiError>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> anyhow::Result<Result<Result<T, ApiError>, tokio::time::error::Elapsed>> {
+    if let Ok(Err(e)) = &result {
+        if daemon_gone(e) {
+            anyhow::bail!("dockerd stopped answering during `{what}`: {}", error_text(e));
+        }
+    }
+    Ok(result)
+}
+
 pub fn not_found(e: &ApiError) -> bool {
     matches!(e, ApiError::DockerResponseServerError { status_code: 404, .. })
 }
@@ -69,4 +96,25 @@ pub fn log_paths(text: &str) -> Vec<String> {
         .filter(|w| w.starts_with('/') && w.ends_with(".log"))
         .map(String::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dockerd that is gone (its socket refuses) makes a step an error, never a result.
+    #[tokio::test]
+    async fn a_call_dockerd_never_answers_is_an_error_not_a_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // bound, then closed: refuses
+        let client = bollard::Docker::connect_with_unix(&socket.display().to_string(), 5, bollard::API_DEFAULT_VERSION).unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(5), client.ping()).await;
+        let err = unless_daemon_gone(result, "docker ping").unwrap_err().to_string();
+        assert!(err.starts_with("dockerd stopped answering during `docker ping`"), "{err}");
+        // An answer from dockerd, even an error, is the step's result.
+        let answered: Result<Result<(), ApiError>, tokio::time::error::Elapsed> =
+            Ok(Err(ApiError::DockerResponseServerError { status_code: 500, message: "criu failed".into() }));
+        assert!(unless_daemon_gone(answered, "docker checkpoint create").is_ok());
+    }
 }

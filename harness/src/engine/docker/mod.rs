@@ -17,7 +17,7 @@ use crate::stack::containers::LABEL;
 use anyhow::Context as _;
 use bollard::errors::Error as ApiError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-use call::{error_text, log_paths, not_found, query_value, split_tag, Call};
+use call::{error_text, log_paths, not_found, query_value, split_tag, unless_daemon_gone, Call};
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -216,7 +216,14 @@ impl Engine for Docker {
 
     async fn import_image(&self, tarball: &Path, tag: &str) -> anyhow::Result<()> {
         let call = Call::owned(vec!["docker".into(), "import".into(), tarball.display().to_string(), tag.into()]);
-        let bytes = tokio::fs::read(tarball).await?;
+        // Streamed a MiB at a time: a base tarball is hundreds of MB.
+        let file = tokio::fs::File::open(tarball).await?;
+        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+            let mut chunk = vec![0u8; 1 << 20];
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await?;
+            chunk.truncate(n);
+            Ok::<_, std::io::Error>((n > 0).then(|| (bytes::Bytes::from(chunk), file)))
+        });
         let (repo, version) = split_tag(tag);
         let options = bollard::query_parameters::CreateImageOptions {
             from_src: Some("-".into()),
@@ -225,7 +232,7 @@ impl Engine for Docker {
             ..Default::default()
         };
         let work = async {
-            let mut stream = self.client.create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
+            let mut stream = self.client.create_image(Some(options), Some(bollard::body_try_stream(chunks)), None);
             let mut said = String::new();
             while let Some(item) = stream.next().await {
                 let info = item?;
@@ -340,7 +347,8 @@ impl Engine for Docker {
             exit: !options.leave_running,
         };
         let work = async { self.client.create_checkpoint(name, request).await.map(|()| String::new()) };
-        let out = self.record("checkpoint", call.finish(tokio::time::timeout(limit, work).await));
+        let answered = unless_daemon_gone(tokio::time::timeout(limit, work).await, "docker checkpoint create")?;
+        let out = self.record("checkpoint", call.finish(answered));
         if out.success() {
             self.checkpoints
                 .lock()
@@ -394,7 +402,7 @@ impl Engine for Docker {
                 let mut argv: Vec<String> = ["docker", "create"].map(String::from).to_vec();
                 argv.extend(request.cli_words(&[]));
                 let call = Call::owned(argv);
-                let created = call.finish(tokio::time::timeout(limit, self.create(&request)).await);
+                let created = call.finish(unless_daemon_gone(tokio::time::timeout(limit, self.create(&request)).await, "docker create")?);
                 let created = self.record("a new container for the imported checkpoint", created);
                 if !created.success() {
                     return Ok(self.step_report(created, mark));
@@ -410,7 +418,8 @@ impl Engine for Docker {
         let call = Call::owned(argv);
         let client = self.restoring_client(&checkpoint, dir.as_deref());
         let work = async { client.start_container(&target, None).await.map(|()| String::new()) };
-        let out = self.record("restore", call.finish(tokio::time::timeout(limit, work).await));
+        let answered = unless_daemon_gone(tokio::time::timeout(limit, work).await, "docker start --checkpoint")?;
+        let out = self.record("restore", call.finish(answered));
         if let Some(d) = &dir {
             // The checkpoint directory was this restore's input only.
             let _ = std::fs::remove_dir_all(self.on_host(d));

@@ -93,7 +93,8 @@ pub async fn start(
     let argv = paths.argv();
     let file = std::fs::File::create(log).with_context(|| format!("failed to create {}", log.display()))?;
     let service = entry.spawn(&argv, file).context("failed to start dockerd")?;
-    let pid = service.pid;
+    // dockerd itself (in a stack, `nsenter`'s child).
+    let pid = service.main_pid();
     let child = Arc::new(Mutex::new(service));
     let containerd: Arc<Mutex<Option<ProcessId>>> = Arc::default();
     let socket = on_host(&paths.socket);
