@@ -50,8 +50,10 @@ pub async fn run(project: Project, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let runner = Runner::new(project, Cache::from_env()?, events.clone(), host)?;
     events.emit(Event::RunPlanned { cells: cells.len() * args.repeat as usize });
     // Inside a VM, the host reads the records from the channel as each cell finishes.
-    let channel = std::env::var_os(crate::vm::channel::ENV).filter(|_| host.guest.is_some());
-    if let Some(channel) = channel {
+    if host.guest.is_some() {
+        let channel = std::env::var_os(crate::vm::channel::ENV).ok_or_else(|| {
+            anyhow::anyhow!("failed to find the channel to the host ({} is not set)", crate::vm::channel::ENV)
+        })?;
         crate::run::run_in_guest(&runner, &cells, std::path::Path::new(&channel)).await?;
     } else {
         let jobs = match args.jobs {

@@ -42,7 +42,7 @@ pub async fn run_group(shared: &Shared, cells: &[Cell], recorded: &mut (dyn FnMu
         lease.done_with();
         machine
     };
-    let mut machine = match machine {
+    let machine = match machine {
         None => return,
         Some(Ok(m)) => m,
         Some(Err(message)) => {
@@ -79,7 +79,7 @@ pub async fn run_group(shared: &Shared, cells: &[Cell], recorded: &mut (dyn FnMu
         ended.push(done.cell.name.clone());
         recorded(cell, record);
     };
-    let result = crate::vm::run_group(&mut machine, &vm_group, &next_boot, &mut on_done).await;
+    let result = crate::vm::run_group(&machine, &vm_group, &next_boot, &mut on_done).await;
     drop(on_done);
     // Cells the group could not end (it failed to stage or boot): each an error, once.
     let message = match result {
@@ -114,9 +114,12 @@ async fn prepare_machine(shared: &Shared, first: &Cell) -> Result<Machine, Strin
     let (stack, kernel) = (&first.key[Axis::Stack], &first.key[Axis::Kernel]);
     let dir = shared.cache.stack_dir(stack);
     let (rootfs, storage, docker) = (dir.join("rootfs"), dir.join("storage"), dir.join("docker"));
-    Machine::prepare(&shared.cache, &shared.events, kernel, stack, &rootfs, &storage, &docker)
+    let mut machine = Machine::prepare(&shared.cache, &shared.events, kernel, stack, &rootfs, &storage, &docker)
         .await
-        .map_err(|e| format!("{e:#}"))
+        .map_err(|e| format!("{e:#}"))?;
+    // Before the stack is let go: from here on no other run can take the disk from these boots.
+    machine.pin_stack_disk().map_err(|e| format!("{e:#}"))?;
+    Ok(machine)
 }
 
 /// An `error` record: the VM cell did not get to a record of the guest's.

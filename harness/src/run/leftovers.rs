@@ -27,8 +27,25 @@ impl Snapshot {
     }
 }
 
-/// One line per kind of thing the cell left; empty when it left nothing.
+/// How long processes of a cell may take to end after it (conmon runs `podman container cleanup`
+/// when its container exits, and both end on their own).
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// One line per kind of thing the cell left; empty when it left nothing. Processes still ending
+/// get up to [`SETTLE`] to go.
 pub async fn left_behind(before: &Snapshot, session: Option<&Session>) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let found = check(before, session).await;
+        let only_processes = found.iter().all(|l| l.starts_with("processes: "));
+        if found.is_empty() || !only_processes || started.elapsed() >= SETTLE {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn check(before: &Snapshot, session: Option<&Session>) -> Vec<String> {
     let mut found = Vec::new();
     let daemon = session.and_then(Session::docker).map(|d| d.pid as i32);
     let systemd = std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd");
@@ -131,12 +148,15 @@ fn container_mounts(mountinfo: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Cgroups named for a container (`libpod-…`, `docker-…`, `docker/…`), anywhere in the tree.
+/// Cgroups of one container (`libpod-<id>…`, `docker-<id>.scope`, `docker/<id>`), anywhere in
+/// the tree; the engines' parents (`libpod_parent`, `docker`) stay between containers.
 fn container_cgroups(root: &Path) -> BTreeSet<PathBuf> {
     let mut found = BTreeSet::new();
     walk(root, 0, &mut |dir| {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("libpod") || name.starts_with("docker") {
+        let parent = dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+        let id = name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if name.starts_with("libpod-") || name.starts_with("docker-") || (id && parent.as_deref() == Some("docker")) {
             found.insert(dir.to_path_buf());
         }
     });
@@ -214,7 +234,8 @@ mod tests {
         let scope = root.path().join("machine.slice/libpod-abc.scope");
         let frozen = root.path().join("system.slice/x");
         let thawed = root.path().join("freezer/criu");
-        for d in [&scope, &frozen, &thawed] {
+        let parent = root.path().join("libpod_parent");
+        for d in [&scope, &frozen, &thawed, &parent] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(frozen.join("cgroup.freeze"), "1\n").unwrap();
@@ -241,11 +262,11 @@ mod tests {
         let child = crate::process::Command::new(["sleep", "30"], Duration::ZERO).spawn(None).unwrap();
         let pid = child.pid;
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let found = runtime.block_on(left_behind(&before, None));
+        let found = runtime.block_on(check(&before, None));
         drop(child);
         assert!(found.iter().any(|l| l.starts_with("processes: ") && l.contains(&format!("{pid} sleep"))), "{found:?}");
         let after = Snapshot::take();
-        let found = runtime.block_on(left_behind(&after, None));
+        let found = runtime.block_on(check(&after, None));
         assert!(found.iter().all(|l| !l.contains(&format!("{pid} sleep"))), "{found:?}");
     }
 }

@@ -28,7 +28,8 @@ pub struct Runner {
 impl Runner {
     pub fn new(project: Project, cache: Cache, events: Events, host: &HostFacts) -> anyhow::Result<Runner> {
         let run = Arc::new(RunDir::create(&project.results())?);
-        if let Some(message) = cache.low_space_warning() {
+        // Inside a VM the cache is the work disk, made to fit.
+        if let Some(message) = cache.low_space_warning().filter(|_| host.guest.is_none()) {
             events.emit(Event::Warning { message: &message });
         }
         let stacks = Stacks::new(cache.clone(), events.clone(), host.clone(), run.dir.clone());

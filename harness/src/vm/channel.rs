@@ -121,8 +121,7 @@ impl Decoder {
             return out;
         }
         self.buffer.extend_from_slice(bytes);
-        loop {
-            let Some(end) = self.buffer.iter().position(|b| *b == b'\n') else { break };
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
             let header: Header = match serde_json::from_slice(&self.buffer[..end]) {
                 Ok(h) => h,
                 Err(e) => {

@@ -63,17 +63,13 @@ pub fn label(key: &CellKey) -> String {
 /// Runs every cell of `group` in `machine`, booting as often as it takes; each cell's end goes
 /// to `on_done` as it happens, every cell exactly once. `next_boot` names each boot (`vm.boot`).
 pub async fn run_group(
-    machine: &mut Machine,
+    machine: &Machine,
     group: &VmGroup<'_>,
     next_boot: &(dyn Fn() -> String + Sync),
     on_done: &mut (dyn FnMut(Done<'_>) + Send),
 ) -> anyhow::Result<()> {
     let Some(first) = group.cells.first() else { return Ok(()) };
     let label = label(&first.key);
-    let group_dir = machine.runs_dir().join(format!("{}-group-{}", std::process::id(), super::runs::sanitize(&label)));
-    std::fs::create_dir_all(&group_dir)?;
-    let _remove = super::runs::RemoveOnDrop(group_dir.clone());
-    machine.pin_stack_disk(&group_dir)?;
     std::fs::create_dir_all(&group.boots_dir)?;
     let qemu = machine.tools.qemu_version().await;
     let mut pending: Vec<&GroupCell> = group.cells.iter().collect();
@@ -247,9 +243,15 @@ fn stage_work(group: &VmGroup<'_>, cells: &[&GroupCell], staging: &Path) -> anyh
         "export HOME=/root CRIU_MATRIX_PROJECT=/work/project CRIU_MATRIX_CACHE=/work/cache\n\
          export {env}='{identity}'\n\
          {stress_rounds}\
-         for port in /sys/class/virtio-ports/*; do\n\
-         \x20 [ \"$(cat \"$port/name\" 2>/dev/null)\" = {port} ] && export {channel}=\"/dev/${{port##*/}}\"\n\
+         # The port appears once virtio_console has probed it (a module on some kernels): wait for it.\n\
+         for try in $(seq 1 300); do\n\
+         \x20 for port in /sys/class/virtio-ports/*; do\n\
+         \x20   [ \"$(cat \"$port/name\" 2>/dev/null)\" = {port} ] && [ -c \"/dev/${{port##*/}}\" ] && export {channel}=\"/dev/${{port##*/}}\"\n\
+         \x20 done\n\
+         \x20 [ -n \"${channel}\" ] && break\n\
+         \x20 sleep 0.1\n\
          done\n\
+         [ -n \"${channel}\" ] || echo \"criu-matrix-guest: no virtio-serial port named {port} after 30 s\"\n\
          cd /work/project\n\
          /work/bin/criu-matrix run --matrix guest --no-progress\n",
         env = crate::host::guest::ENV,

@@ -18,6 +18,8 @@ pub struct Machine {
     stack_disk: PathBuf,
     modules_disk: PathBuf,
     vm_dir: PathBuf,
+    /// The run directory holding the pinned stack disk, when it is pinned.
+    pin: Option<RemoveOnDrop>,
 }
 
 /// A boot made ready: its run directory (with the work disk and the channel's file) goes when
@@ -72,20 +74,27 @@ impl Machine {
             )
             .await?;
         let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
-        Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir })
+        Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir, pin: None })
     }
 
-    /// Keeps this machine's stack disk for as long as `dir` (a group's run directory) exists: a
-    /// hard link in it, which the boots use. Another run that rebuilds the cached disk (its images
-    /// changed) removes the cache's name only, so boots of this group never lose their disk, and
-    /// the stack itself need not stay locked while they run.
-    pub fn pin_stack_disk(&mut self, dir: &Path) -> anyhow::Result<()> {
+    /// Keeps this machine's stack disk for as long as the machine: a hard link in a run directory
+    /// of its own (`vm/runs/<PID>-disk-<N>`, removed when the machine is dropped), which its boots
+    /// use. Another run that rebuilds the cached disk (its images changed) removes the cache's
+    /// name only, so these boots never lose their disk, and the stack need not stay locked while
+    /// they run. Call it while the stack is still held.
+    pub fn pin_stack_disk(&mut self) -> anyhow::Result<()> {
+        static PINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = PINS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let dir = self.runs_dir().join(format!("{}-disk-{n}", std::process::id()));
+        remove_tree(&dir)?;
+        std::fs::create_dir_all(&dir)?;
+        let remove = RemoveOnDrop(dir.clone());
         let pinned = dir.join("stack.img");
-        let _ = std::fs::remove_file(&pinned);
         std::fs::hard_link(&self.stack_disk, &pinned).with_context(|| {
             format!("failed to link the stack disk {} into {}", self.stack_disk.display(), dir.display())
         })?;
         self.stack_disk = pinned;
+        self.pin = Some(remove);
         Ok(())
     }
 
