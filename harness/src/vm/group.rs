@@ -178,25 +178,22 @@ async fn boot_once(
     fn fail<'c>(c: &'c GroupCell, why: String, facts: &BTreeMap<String, String>, seconds: f64) -> Done<'c> {
         Done { cell: c, ended: Ended::Failed(why), facts: facts.clone(), seconds }
     }
-    if let Some(name) = &boot.unfinished {
-        // The guest died (or was killed) while this cell ran: it is an error; the rest go on.
-        if let Some(i) = pending.iter().position(|c| &c.name == name) {
-            let c = pending.remove(i);
-            let why = problem(&format!("the VM ended while {name} ran (boot {boot_id})"));
-            on_done(fail(c, why, &facts, mark.elapsed().as_secs_f64()));
+    match after_boot(pending.len(), boot.unfinished.as_deref(), !ended.is_empty(), stop.is_some(), boot.error.is_some())
+    {
+        AfterBoot::GoOn => {}
+        AfterBoot::Unfinished(name) => {
+            if let Some(i) = pending.iter().position(|c| c.name == name) {
+                let c = pending.remove(i);
+                let why = problem(&format!("the VM ended while {name} ran (boot {boot_id})"));
+                on_done(fail(c, why, &facts, mark.elapsed().as_secs_f64()));
+            }
         }
-    } else if ended.is_empty() && !pending.is_empty() {
-        // Not one cell ran: the boot itself failed, and would again for every other cell.
-        let why = problem(&format!("the VM ran none of its {} cells (boot {boot_id})", pending.len()));
-        let each = mark.elapsed().as_secs_f64() / pending.len() as f64;
-        for c in pending.drain(..) {
-            on_done(fail(c, why.clone(), &facts, each));
-        }
-    } else if stop.is_none() && !pending.is_empty() && boot.error.is_none() {
-        // The guest's harness ended without saying why it left cells out.
-        let why = problem(&format!("the guest's harness ended before these cells (boot {boot_id})"));
-        for c in pending.drain(..) {
-            on_done(fail(c, why.clone(), &facts, 0.0));
+        AfterBoot::FailAll(what) => {
+            let why = problem(&format!("{what} ({} cells, boot {boot_id})", pending.len()));
+            let each = mark.elapsed().as_secs_f64() / pending.len() as f64;
+            for c in pending.drain(..) {
+                on_done(fail(c, why.clone(), &facts, each));
+            }
         }
     }
     if let Some(reason) = &stop {
@@ -209,6 +206,35 @@ async fn boot_once(
         }
     }
     Ok(())
+}
+
+/// What a boot's end means for the cells it did not record.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterBoot {
+    /// Nothing more: the cells left (if any) go on in a fresh boot.
+    GoOn,
+    /// This cell ran when the boot ended: it is an error; the cells after it go on.
+    Unfinished(String),
+    /// Every cell left is an error: a fresh boot would end the same way.
+    FailAll(&'static str),
+}
+
+/// `pending` cells are left; `unfinished` is the one the guest ran when the boot ended;
+/// `recorded` whether the boot recorded any; `stopped` whether the guest said it ended the boot
+/// early; `failed` whether the boot ended in an error (a limit, qemu's exit).
+fn after_boot(pending: usize, unfinished: Option<&str>, recorded: bool, stopped: bool, failed: bool) -> AfterBoot {
+    match unfinished {
+        _ if pending == 0 => AfterBoot::GoOn,
+        Some(name) => AfterBoot::Unfinished(name.to_string()),
+        // Not one cell ran: the boot itself failed, and would again for every other cell.
+        None if !recorded => AfterBoot::FailAll("the VM ran none of its cells"),
+        // The guest ended the boot after a cell that erred or left something: a fresh boot.
+        None if stopped => AfterBoot::GoOn,
+        // The boot failed between cells (a limit, qemu's exit): the next boot may get further.
+        None if failed => AfterBoot::GoOn,
+        // The guest's harness was done, said nothing, and left cells out.
+        None => AfterBoot::FailAll("the guest's harness ended before these cells"),
+    }
 }
 
 /// The work disk: the harness binary, the project's scenarios and images, the boot's cells as
@@ -320,6 +346,22 @@ mod tests {
         std::fs::write(images.path().join("img/Containerfile"), "FROM x\n").unwrap();
         let text = format!("id: {id}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\n");
         crate::scenario::parse_scenario(Path::new("t.yaml"), &text, images.path()).unwrap()
+    }
+
+    #[test]
+    fn a_boot_that_recorded_no_cell_never_boots_again_for_the_same_cells() {
+        use AfterBoot::*;
+        // Every boot ends at least one cell: recorded, unfinished, or all failed.
+        assert_eq!(after_boot(3, None, false, false, true), FailAll("the VM ran none of its cells"));
+        assert_eq!(after_boot(3, None, false, false, false), FailAll("the VM ran none of its cells"));
+        assert_eq!(after_boot(3, Some("b"), false, false, true), Unfinished("b".into()));
+        assert_eq!(after_boot(3, Some("b"), true, false, true), Unfinished("b".into()));
+        // Records came: the rest go on in a fresh boot, whether the guest stopped or died between cells.
+        assert_eq!(after_boot(2, None, true, true, false), GoOn);
+        assert_eq!(after_boot(2, None, true, false, true), GoOn);
+        // The guest said it was done with cells left and no reason: they cannot run there.
+        assert_eq!(after_boot(2, None, true, false, false), FailAll("the guest's harness ended before these cells"));
+        assert_eq!(after_boot(0, None, true, false, false), GoOn);
     }
 
     /// The guest expands the matrix it is given back into the boot's cells, in the boot's order
