@@ -59,23 +59,32 @@ fn main() {
     });
 
     let runtime = Arc::new(tokio::runtime::Runtime::new().expect("a tokio runtime"));
+    // The cells this invocation runs (its filters applied): VM cells of one group share a boot,
+    // so the first of them runs the group and the others' tests read their records.
+    let selected: Vec<criu_matrix::plan::Cell> = cells
+        .iter()
+        .filter(|c| !args.is_filtered_out(&Trial::test(c.name(), || Ok(()))) && !args.list)
+        .cloned()
+        .collect();
     // Made on the first cell that runs, so `--list` or a filter that runs nothing provisions nothing.
     let runner: Arc<Mutex<Option<Runner>>> = Arc::default();
+    let selected = Arc::new(selected);
     let mut trials: Vec<Trial> = cells
         .into_iter()
         .map(|cell| {
-            let (runtime, runner, project, required) =
-                (runtime.clone(), runner.clone(), project.clone(), required.clone());
+            let (runtime, runner, project, required, selected) =
+                (runtime.clone(), runner.clone(), project.clone(), required.clone(), selected.clone());
             Trial::ignorable_test(cell.name(), move || {
                 let mut guard = runner.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
                     let cache = Cache::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
                     let events = Events::new(vec![Arc::new(LineReporter)]);
                     let host = criu_matrix::host::facts();
-                    *guard =
-                        Some(Runner::new(project, cache, events, host).map_err(|e| Failed::from(format!("{e:#}")))?);
+                    let made = Runner::new(project, cache, events, host).map_err(|e| Failed::from(format!("{e:#}")))?;
+                    runtime.block_on(made.plan(&selected, 1));
+                    *guard = Some(made);
                 }
-                let record = runtime.block_on(guard.as_mut().expect("made above").run_cell(&cell));
+                let record = runtime.block_on(guard.as_ref().expect("made above").run_cell(&cell));
                 let evidence = || {
                     let mut text = format!("{}: {}", record.verdict, record.reason);
                     if let Some(f) = &record.failure {
@@ -137,6 +146,7 @@ fn main() {
     let mut leaked = Vec::new();
     if let Some(runner) = finished {
         let namespaces = runner.stack_namespaces();
+        leaked.extend(runner.leaked_from_closed_stacks());
         match runner.finish() {
             Ok((run, _)) => eprintln!("matrix: {}", run.dir.join("matrix.md").display()),
             Err(e) => {

@@ -2,7 +2,8 @@
 //! axis of the axes table, its values checked against the table), a name filter and a shard.
 
 use crate::axes::Axis;
-use crate::plan::{Filter, Shard};
+use crate::plan::{Costs, Filter, Shard};
+use crate::record::CellRecord;
 use clap::{Arg, ArgAction, ArgMatches, Args};
 use std::collections::BTreeMap;
 
@@ -18,6 +19,11 @@ pub struct PlanArgs {
     /// Only the I-th of N deterministic slices of the (filtered) plan, e.g. `2/3`.
     #[arg(long, value_parser = Shard::parse, default_value = "1/1")]
     pub shard: Shard,
+    /// Balance the shards by the cell durations of this baseline (a name in results/baselines/,
+    /// a run directory or a cells.jsonl) instead of by count; cells it lacks count as the typical
+    /// cell of their scenario or kind. A missing baseline falls back to counts, with a warning.
+    #[arg(long, value_name = "BASELINE")]
+    pub shard_costs: Option<String>,
 }
 
 impl PlanArgs {
@@ -31,7 +37,10 @@ impl PlanArgs {
         project: &crate::project::Project,
     ) -> Result<Vec<crate::plan::Cell>, std::process::ExitCode> {
         match crate::plan::load_plan(project, &self.matrix, &self.filter(), crate::host::facts()) {
-            Ok(cells) => Ok(self.shard.select(cells)),
+            Ok(cells) => match self.costs(project) {
+                Some(costs) => Ok(self.shard.select_by_cost(cells, &costs)),
+                None => Ok(self.shard.select(cells)),
+            },
             Err(crate::plan::PlanError::Scenarios(errors)) => {
                 for e in &errors {
                     eprintln!("error: {e}");
@@ -45,6 +54,64 @@ impl PlanArgs {
             }
         }
     }
+}
+
+impl PlanArgs {
+    /// The costs `--shard-costs` names, when it names a baseline that reads.
+    fn costs(&self, project: &crate::project::Project) -> Option<Costs> {
+        let name = self.shard_costs.as_deref()?;
+        let loaded = super::paths::baseline_path(project, name).and_then(|p| crate::compare::load(&p));
+        match loaded {
+            Ok(records) => Some(costs_from(&records)),
+            Err(e) => {
+                eprintln!("warning: shards by count: the baseline `{name}` for their costs does not read: {e:#}");
+                None
+            }
+        }
+    }
+}
+
+/// What a baseline says each cell costs. A VM cell's own cost is its seconds inside the guest
+/// (`vm.guest_seconds`); the boot a group starts with is what the first cell of each boot took
+/// beyond that. Records of one boot per cell (no `vm.guest_seconds`) count their seconds less a
+/// typical boot.
+pub fn costs_from(records: &[CellRecord]) -> Costs {
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let in_vm = |r: &CellRecord| r.key[Axis::Kernel] != "host";
+    let number = |r: &CellRecord, k: &str| r.versions.get(k).and_then(|v| v.parse::<f64>().ok());
+    let boots: Vec<f64> = records
+        .iter()
+        .filter(|r| in_vm(r) && r.versions.get("vm.boot_position").is_some_and(|p| p == "1"))
+        .filter_map(|r| Some(r.seconds - number(r, "vm.guest_seconds")?))
+        .collect();
+    let boot = median(boots).unwrap_or(40.0).max(0.0);
+    let own = |r: &CellRecord| -> f64 {
+        match (in_vm(r), number(r, "vm.guest_seconds")) {
+            (false, _) => r.seconds,
+            (true, Some(guest)) => guest,
+            (true, None) => (r.seconds - boot).max(1.0),
+        }
+    };
+    let mut costs = Costs { boot, ..Costs::default() };
+    let mut by_scenario: BTreeMap<(String, bool), Vec<f64>> = BTreeMap::new();
+    let (mut host, mut vm) = (Vec::new(), Vec::new());
+    for r in records.iter().filter(|r| r.verdict != crate::record::Verdict::Skip || r.seconds > 0.0) {
+        let seconds = own(r);
+        costs.known.insert(crate::plan::shard::name_without_accel(&r.name).to_string(), seconds);
+        by_scenario.entry((r.key[Axis::Scenario].clone(), in_vm(r))).or_default().push(seconds);
+        if in_vm(r) {
+            vm.push(seconds)
+        } else {
+            host.push(seconds)
+        }
+    }
+    costs.by_scenario = by_scenario.into_iter().filter_map(|(k, v)| Some((k, median(v)?))).collect();
+    costs.host_default = median(host).unwrap_or(30.0);
+    costs.vm_default = median(vm).unwrap_or(120.0);
+    costs
 }
 
 /// `--scenario`, `--engine`, `--runtime`, `--stack`, `--kernel`, `--cgroup`, `--init` and
@@ -90,5 +157,36 @@ impl clap::Args for AxisFilters {
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::testing::record;
+    use crate::record::Verdict;
+
+    #[test]
+    fn a_baselines_costs_take_each_vm_cells_own_seconds_and_the_boot_apart() {
+        let vm = |scenario: &str, position: &str, seconds: f64, guest: &str| {
+            let mut r = record(scenario, "crun", "trixie", Verdict::Pass);
+            let values = [scenario, "podman", "crun", "trixie", "trixie", "v2", "plain", "tcg"];
+            r.key = crate::plan::CellKey::from_fn(|a| values[a as usize].to_string());
+            r.name = r.key.name();
+            r.seconds = seconds;
+            r.versions.insert("vm.boot_position".into(), position.into());
+            r.versions.insert("vm.guest_seconds".into(), guest.into());
+            r
+        };
+        let mut host = record("a", "crun", "trixie", Verdict::Pass);
+        host.seconds = 4.0;
+        let records = [host, vm("a", "1", 60.0, "20.0"), vm("b", "2", 25.0, "22.0")];
+        let costs = costs_from(&records);
+        assert_eq!(costs.boot, 40.0);
+        assert_eq!(costs.known["a::podman::crun::trixie::trixie::v2::plain"], 20.0);
+        assert_eq!(costs.known["b::podman::crun::trixie::trixie::v2::plain"], 22.0);
+        assert_eq!(costs.known["a::podman::crun::trixie::host::v1::host"], 4.0);
+        assert_eq!(costs.by_scenario[&("a".to_string(), true)], 20.0);
+        assert_eq!(costs.host_default, 4.0);
     }
 }

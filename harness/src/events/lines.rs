@@ -14,6 +14,8 @@ impl Reporter for LineReporter {
                 eprintln!("[{stack}] {what}: done ({how})");
             }
             Event::RunPlanned { cells } => eprintln!("{cells} cells planned"),
+            Event::JobStarted { job, cells } => eprintln!("[{job}] started: {} cells", cells.len()),
+            Event::JobFinished { job } => eprintln!("[{job}] done"),
             Event::CellStarted { name } => eprintln!("{name}: started"),
             Event::Step { name, round, step, seconds } => eprintln!("{name}: round {round} {step} {seconds:.2}s"),
             Event::CellFinished { record } => eprintln!("{}: {}", record.name, record.summary_line()),

@@ -20,6 +20,15 @@ pub enum Event<'a> {
     RunPlanned {
         cells: usize,
     },
+    /// A job of the run started (`host trixie`: a stack's host-kernel cells; `vm
+    /// trixie/trixie/v2/plain`: a group of VM cells sharing a boot), with its cells.
+    JobStarted {
+        job: &'a str,
+        cells: &'a [String],
+    },
+    JobFinished {
+        job: &'a str,
+    },
     CellStarted {
         name: &'a str,
     },

@@ -18,4 +18,4 @@ pub use key::CellKey;
 pub use load::{load_plan, load_scenarios, PlanError};
 pub use matrix::{known_matrices, load_matrix, parse_matrix, MatrixFile, Part, ScenarioSelection};
 pub use require::Required;
-pub use shard::Shard;
+pub use shard::{Costs, Shard};

@@ -187,11 +187,7 @@ mod tests {
         std::fs::write(&file, format!("{}\n{{\"name\": 1}}\n", line("a"))).unwrap();
         assert!(read_cells_text(&file).is_err());
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
     use rstest::rstest;
 
     #[rstest]

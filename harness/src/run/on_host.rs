@@ -1,7 +1,6 @@
 //! A cell on the host kernel: its expectation and skip decided from the stack's facts, its
 //! image built, then executed.
 
-use super::stacks::Stacks;
 use super::to_record::Ran;
 use crate::axes::Axis;
 use crate::engine::Engine;
@@ -15,17 +14,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Runs a cell whose stack is open in `stacks`.
+/// Runs a cell in its open stack (`session`, with its engines' base images `bases`).
 pub async fn run(
-    stacks: &Stacks,
+    session: &Session,
+    bases: &HashMap<String, String>,
     project: &Project,
     events: &Events,
     cell: &Cell,
     log_dir: &Path,
     transcript: &Arc<Transcript>,
 ) -> Ran {
-    let (stack, engine_name, runtime) = (&cell.key[Axis::Stack], &cell.key[Axis::Engine], &cell.key[Axis::Runtime]);
-    let (session, bases) = stacks.get(stack).expect("the runner opened the stack");
+    let (engine_name, runtime) = (&cell.key[Axis::Engine], &cell.key[Axis::Runtime]);
     let expectation = cell.scenario.expectation_for(&CellView { key: &cell.key, stack: &session.facts });
     let versions = versions_of(session, engine_name);
     if let Some(why) = session.facts.skip_reason(engine_name, runtime) {

@@ -92,13 +92,7 @@ pub(super) fn check(file: &Path, text: &str, raw: &ScenarioFile) -> Result<(), S
             return at(key, format!("{name} must be at least {MIN_STEP_LIMIT:?}, got {limit:?}"));
         }
     }
-    // A stress scenario's rounds may be changed for a run (`CRIU_MATRIX_STRESS_ROUNDS`).
-    let most_rounds = if raw.stress.is_some() { MAX_ROUNDS } else { raw.rounds };
-    for round in raw.expect.iter().filter_map(|clause| clause.round) {
-        if !(1..=most_rounds).contains(&round) {
-            return at_value("round", Some(round.to_string()), format!("an expected failure's round must be between 1 and {most_rounds}, got {round}"));
-        }
-    }
+    // A clause's `round:` is checked against the rounds where clauses are (`parse::check_clauses`).
     for step in &raw.precheck {
         let PrecheckStep::PidfdHolders(count) = step;
         if count.at_least > MAX_AT_LEAST {
@@ -242,8 +236,6 @@ expect:
     #[case::zero_timeout("timeout: 30s", "timeout: 0s", 5, "ready.timeout must be at least 1s, got 0ns")]
     #[case::tiny_step("checkpoint: 10s", "checkpoint: 10ms", 13, "timeouts.checkpoint must be at least 1s")]
     #[case::huge_duration("timeout: 30s", "timeout: 99999999999999999999s", 5, "duration")]
-    #[case::round_past_the_rounds("round: 2", "round: 3", 18, "round must be between 1 and 2, got 3")]
-    #[case::round_zero("round: 2", "round: 0", 18, "between 1 and 2, got 0")]
     #[case::image_out_of_images("image: demo", "image: ../../etc", 3, "a directory of images/")]
     #[case::image_absolute("image: demo", "image: /etc", 3, "a directory of images/")]
     fn a_value_out_of_bounds_is_refused_where_it_is(

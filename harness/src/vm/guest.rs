@@ -45,8 +45,9 @@ for d in /sys/block/nvme*; do
     3) mount "/dev/${d##*/}" /work ;;
   esac
 done
-# podman needs tun and overlay; CRIU needs the socket diag modules to dump sockets.
-for m in tun overlay unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag packet_diag; do
+# podman needs tun and overlay; CRIU needs the socket diag modules to dump sockets; the cells'
+# records go out through a virtio-serial port (virtio_pci, virtio_console: modules on 6.1).
+for m in virtio_pci virtio_console tun overlay unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag packet_diag; do
   modprobe -q "$m"
 done
 ip link set lo up

@@ -1,7 +1,7 @@
 //! A kernel and a stack made ready to boot (tools, kernel, cached disks), its qemu command line,
 //! and a boot with a work disk of the caller's.
 
-use super::boot::{self, total_limit, Boot};
+use super::boot::{self, Boot, BootCell, Seen};
 use super::runs::{sanitize, sweep_orphan_runs, RemoveOnDrop};
 use super::{disk, guest, kernel, tools};
 use crate::events::Events;
@@ -10,7 +10,6 @@ use crate::stack::Cache;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A kernel and a stack made ready to boot: tools, kernel, and the cached disks.
 pub struct Machine {
@@ -19,15 +18,28 @@ pub struct Machine {
     stack_disk: PathBuf,
     modules_disk: PathBuf,
     vm_dir: PathBuf,
+    /// The run directory holding the pinned stack disk, when it is pinned.
+    pin: Option<RemoveOnDrop>,
 }
 
-/// A booted-and-ended VM, with its work disk (removed when this is dropped).
-pub struct Booted {
-    pub boot: Boot,
-    pub work_disk: PathBuf,
-    pub run_dir: PathBuf,
-    argv: Vec<String>,
+/// A boot made ready: its run directory (with the work disk and the channel's file) goes when
+/// this is dropped.
+pub struct Staged {
+    channel: PathBuf,
+    pub argv: Vec<String>,
     _remove: RemoveOnDrop,
+}
+
+/// One boot's inputs besides the machine.
+pub struct BootPlan<'a> {
+    /// Names the boot's run directory (`vm/runs/<PID>-<name>`); unique among the run's boots.
+    pub name: &'a str,
+    pub cgroup: &'a str,
+    pub init: &'a str,
+    /// The cells the guest may run, with their limits and console files.
+    pub cells: &'a [BootCell],
+    /// The whole console of the boot.
+    pub console: &'a Path,
 }
 
 impl Machine {
@@ -62,25 +74,46 @@ impl Machine {
             )
             .await?;
         let modules_disk = disk::ensure_modules_disk(&tools, &vm_dir, &kernel).await?;
-        Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir })
+        Ok(Machine { tools, kernel, stack_disk, modules_disk, vm_dir, pin: None })
     }
 
-    /// Boots once with a work disk made by `stage` (which fills the directory it is given, with a
-    /// `guest.sh` for the init to run) and follows the console into `console`.
-    #[allow(clippy::too_many_arguments)] // one boot's inputs, each used once
-    pub async fn boot(
+    /// Keeps this machine's stack disk for as long as the machine: a hard link in a run directory
+    /// of its own (`vm/runs/<PID>-disk-<N>`, removed when the machine is dropped), which its boots
+    /// use. Another run that rebuilds the cached disk (its images changed) removes the cache's
+    /// name only, so these boots never lose their disk, and the stack need not stay locked while
+    /// they run. Call it while the stack is still held.
+    pub fn pin_stack_disk(&mut self) -> anyhow::Result<()> {
+        static PINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = PINS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let dir = self.runs_dir().join(format!("{}-disk-{n}", std::process::id()));
+        remove_tree(&dir)?;
+        std::fs::create_dir_all(&dir)?;
+        let remove = RemoveOnDrop(dir.clone());
+        let pinned = dir.join("stack.img");
+        std::fs::hard_link(&self.stack_disk, &pinned).with_context(|| {
+            format!("failed to link the stack disk {} into {}", self.stack_disk.display(), dir.display())
+        })?;
+        self.stack_disk = pinned;
+        self.pin = Some(remove);
+        Ok(())
+    }
+
+    /// Where the run directories of boots are (`vm/runs`).
+    pub fn runs_dir(&self) -> PathBuf {
+        self.vm_dir.join("runs")
+    }
+
+    /// Stages one boot: its run directory, the work disk made by `stage` (which fills the
+    /// directory it is given, with a `guest.sh` for the init to run), the channel's file and the
+    /// qemu command line.
+    pub async fn stage(
         &self,
-        name: &str,
-        cgroup: &str,
-        init: &str,
+        plan: &BootPlan<'_>,
         stage: impl FnOnce(&Path) -> anyhow::Result<()>,
-        console: &Path,
-        events: &Events,
-        total: Duration,
-    ) -> anyhow::Result<Booted> {
-        let runs = self.vm_dir.join("runs");
+    ) -> anyhow::Result<Staged> {
+        let runs = self.runs_dir();
         sweep_orphan_runs(&runs);
-        let run_dir = runs.join(format!("{}-{}", std::process::id(), sanitize(name)));
+        let run_dir = runs.join(format!("{}-{}", std::process::id(), sanitize(plan.name)));
         remove_tree(&run_dir)?;
         std::fs::create_dir_all(&run_dir)?;
         let remove = RemoveOnDrop(run_dir.clone());
@@ -90,12 +123,28 @@ impl Machine {
         let work_disk = run_dir.join("work.img");
         disk::make_work_disk(&self.tools, &staging, &work_disk).await?;
         remove_tree(&staging)?;
-        let argv = self.qemu_argv(cgroup, init, &crate::host::facts().accel.name, &work_disk)?;
-        let boot = boot::boot(&self.tools, &argv, console, events, name, total).await?;
-        Ok(Booted { boot, work_disk, run_dir, argv, _remove: remove })
+        let channel = run_dir.join("cells.stream");
+        std::fs::write(&channel, b"")?;
+        let accel = &crate::host::facts().accel.name;
+        let argv = self.qemu_argv(plan.cgroup, plan.init, accel, &work_disk, &channel)?;
+        Ok(Staged { channel, argv, _remove: remove })
     }
 
-    pub fn facts(&self, booted: &Booted, qemu: String) -> BTreeMap<String, String> {
+    /// Boots a staged VM, follows its console and the channel out of the guest, and hands what
+    /// it sees (ready, every channel message) to `on_seen` as it comes.
+    pub async fn boot(
+        &self,
+        plan: &BootPlan<'_>,
+        staged: &Staged,
+        events: &Events,
+        on_seen: &mut (dyn FnMut(Seen) + Send),
+    ) -> anyhow::Result<Boot> {
+        boot::boot(&self.tools, &staged.argv, plan.console, &staged.channel, plan.cells, events, plan.name, on_seen)
+            .await
+    }
+
+    /// The facts every cell of a boot records (`vm.*`), before the boot's own.
+    pub fn facts(&self, argv: &[String], qemu: String) -> BTreeMap<String, String> {
         let accel = &crate::host::facts().accel;
         let mut facts = BTreeMap::new();
         facts.insert(
@@ -104,11 +153,7 @@ impl Machine {
         );
         facts.insert("vm.accel".into(), format!("{} ({})", accel.name, accel.why));
         facts.insert("vm.qemu".into(), qemu);
-        facts.insert("vm.command".into(), crate::process::shell_join(&booted.argv));
-        if let Some(s) = booted.boot.ready_seconds {
-            facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
-        }
-        facts.insert("vm.seconds".into(), format!("{:.1}", booted.boot.seconds));
+        facts.insert("vm.command".into(), crate::process::shell_join(argv));
         facts
     }
 }
@@ -127,18 +172,30 @@ pub async fn probe_boot(machine: &Machine, name: &str, console: &Path, events: &
                   echo \"probe: $(criu --version | head -n 1)\"\n\
                   echo \"probe: criu check: $(criu check 2>&1 | tail -n 1)\"\n";
     let stage = |dir: &Path| -> anyhow::Result<()> { Ok(std::fs::write(dir.join("guest.sh"), script)?) };
-    let booted = machine.boot(name, "v2", "plain", stage, console, events, total_limit(Duration::ZERO)).await?;
+    let plan = BootPlan { name, cgroup: "v2", init: "plain", cells: &[], console };
+    let staged = machine.stage(&plan, stage).await?;
+    let boot = machine.boot(&plan, &staged, events, &mut |_| {}).await?;
     let guest_said = std::fs::read_to_string(console)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once("probe: ").map(|(_, rest)| rest.to_string()))
         .collect();
-    let facts = machine.facts(&booted, machine.tools.qemu_version().await);
-    Ok(BootProbe { seconds_to_ready: booted.boot.ready_seconds, guest_said, error: booted.boot.error.clone(), facts })
+    let mut facts = machine.facts(&staged.argv, machine.tools.qemu_version().await);
+    if let Some(s) = boot.ready_seconds {
+        facts.insert("vm.boot_to_ready_seconds".into(), format!("{s:.1}"));
+    }
+    Ok(BootProbe { seconds_to_ready: boot.ready_seconds, guest_said, error: boot.error, facts })
 }
 
 impl Machine {
-    fn qemu_argv(&self, cgroup: &str, init: &str, accel: &str, work_disk: &Path) -> anyhow::Result<Vec<String>> {
+    fn qemu_argv(
+        &self,
+        cgroup: &str,
+        init: &str,
+        accel: &str,
+        work_disk: &Path,
+        channel: &Path,
+    ) -> anyhow::Result<Vec<String>> {
         let (tools, kernel, stack_disk, modules_disk) =
             (&self.tools, &self.kernel, &self.stack_disk, &self.modules_disk);
         let init_arg = match init {
@@ -204,6 +261,16 @@ impl Machine {
         argv.extend(drive(stack_disk, "root", 1, ",snapshot=on")?);
         argv.extend(drive(modules_disk, "modules", 2, ",snapshot=on")?);
         argv.extend(drive(work_disk, "work", 3, "")?);
+        // The channel out of the guest (see `channel`): a virtio-serial port qemu copies into a
+        // host file as the guest writes it.
+        argv.extend([
+            "-device".to_string(),
+            "virtio-serial-pci,id=vser0".to_string(),
+            "-chardev".to_string(),
+            format!("file,id=cells,path={}", tools.inner(channel)?),
+            "-device".to_string(),
+            format!("virtserialport,bus=vser0.0,chardev=cells,name={}", super::channel::PORT_NAME),
+        ]);
         Ok(argv)
     }
 }
