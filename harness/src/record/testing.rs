@@ -22,5 +22,6 @@ pub(crate) fn record(scenario: &str, runtime: &str, stack: &str, verdict: Verdic
         reproducer: None,
         criu_config: None,
         stress: None,
+        components: Default::default(),
     }
 }

@@ -69,7 +69,7 @@ async fn prepare(
     log_dir: &Path,
 ) -> Result<(), (&'static str, String)> {
     let (stack, engine_name) = (&cell.key[Axis::Stack], &cell.key[Axis::Engine]);
-    stacks.ensure(stack, engine_name, true, log_dir).await.map_err(|m| ("stack", m))?;
+    stacks.ensure(stack, cell.derivation.as_deref(), engine_name, true, log_dir).await.map_err(|m| ("stack", m))?;
     let (session, bases) = stacks.get(stack).expect("ensured above");
     let engine = crate::engine::for_stack(session, engine_name, Arc::new(Transcript::default()))
         .map_err(|e| ("engine", format!("{e:#}")))?;
@@ -98,5 +98,6 @@ fn error_record(cell: &Cell, log_dir: &Path, logs: String, step: &str, message: 
         reproducer: None,
         criu_config: None,
         stress: None,
+        components: Default::default(),
     }
 }

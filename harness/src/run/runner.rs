@@ -59,11 +59,14 @@ impl Runner {
     async fn run_on_host(&mut self, cell: &Cell, log_dir: &std::path::Path, logs: String) -> CellRecord {
         let transcript = Arc::new(Transcript::default());
         let (stack, engine) = (&cell.key[Axis::Stack], &cell.key[Axis::Engine]);
-        let ran = match self.stacks.ensure(stack, engine, false, log_dir).await {
+        let ran = match self.stacks.ensure(stack, cell.derivation.as_deref(), engine, false, log_dir).await {
             Err(message) => to_record::Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
             Ok(()) => on_host::run(&self.stacks, &self.project, &self.events, cell, log_dir, &transcript).await,
         };
         let mut record = to_record::record(cell, ran, log_dir, logs);
+        if let Some((session, _)) = self.stacks.get(stack) {
+            record.components = session.components.clone();
+        }
         let script = self.stacks.get(stack).and_then(|(session, _)| {
             reproducer::write(cell, session, &self.cache, &transcript, log_dir, &record.reason)
         });

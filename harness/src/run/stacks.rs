@@ -5,7 +5,7 @@
 use crate::events::Events;
 use crate::host::HostFacts;
 use crate::process::Transcript;
-use crate::stack::{self, Cache, Session};
+use crate::stack::{Cache, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,10 +45,18 @@ impl Stacks {
     /// Opens the stack (once per run), starts the engine's daemon if it has one (docker), and
     /// ensures the engine's base image, unless nothing can run on it here and `for_vm` is
     /// false. `log_dir` is the cell's (dockerd's log goes there inside a VM guest).
-    pub async fn ensure(&mut self, stack: &str, engine: &str, for_vm: bool, log_dir: &Path) -> Result<(), String> {
+    /// A derived stack (`derivation`) is built first when its components are not built yet.
+    pub async fn ensure(
+        &mut self,
+        stack: &str,
+        derivation: Option<&crate::plan::Derivation>,
+        engine: &str,
+        for_vm: bool,
+        log_dir: &Path,
+    ) -> Result<(), String> {
         let (cache, events) = (&self.cache, &self.events);
         if !self.states.contains_key(stack) {
-            let state = match stack::open(stack, cache, events).await {
+            let state = match crate::build::open(stack, derivation, cache, events).await {
                 Err(e) => StackState::Broken(format!("failed to open the {stack} stack: {e:#}")),
                 Ok(session) => StackState::Open { session: Box::new(session), bases: HashMap::new() },
             };

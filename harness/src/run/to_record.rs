@@ -73,6 +73,7 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
         reproducer: None,
         criu_config,
         stress,
+        components: Default::default(),
     }
 }
 
