@@ -212,7 +212,9 @@ async fn build_in(r: &Resolved, rootfs: &Path, work: &Path, cache: &Cache, suite
         Material::File(_) | Material::Tree(_) => unreachable!("nothing to build"),
     }
     std::fs::write(build.join("env.sh"), env)?;
-    std::fs::write(build.join("build.sh"), super::builder::script_for(&r.material))?;
+    std::fs::write(build.join("build.sh"), script_for(&r.material))?;
+    // A Debian build whose packaging the mirror lacks builds the upstream tarball instead.
+    std::fs::write(build.join("src-build.sh"), SRC_SCRIPT)?;
     let archives = cache.root.join("builds/apt-archives").join(suite);
     let inner_archives = rootfs.join("var/cache/apt/archives");
     copy_debs(&archives, &inner_archives)?;

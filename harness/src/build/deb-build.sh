@@ -41,8 +41,30 @@ export DEBIAN_FRONTEND=noninteractive
 apt_opts="-o Acquire::Check-Valid-Until=false -o APT::Get::Assume-Yes=true"
 apt-get $apt_opts update
 
-rm -rf src && mkdir src && cd src
-apt-get $apt_opts source --only-source "$SOURCE_PACKAGE=$SOURCE_VERSION"
+rm -rf src dl && mkdir src dl && cd src
+spec="$SOURCE_PACKAGE=$SOURCE_VERSION"
+if ! apt-get $apt_opts source --only-source "$spec"; then
+  # A partial mirror may lack the Debian part of the source package (its .dsc or
+  # .debian.tar.xz). Its upstream tarball, checked against the archive's hash, is then built
+  # with the upstream build (src-build.sh), and the version says so.
+  cd /build/dl
+  apt-get $apt_opts source --print-uris --only-source "$spec" >uris.txt
+  orig=
+  while read -r uri name _size hash; do
+    case "$name" in
+    *.orig.tar.*)
+      /usr/lib/apt/apt-helper download-file "$(echo "$uri" | tr -d "'")" "$name" "$hash" && orig=$name
+      ;;
+    esac
+  done <uris.txt
+  [ -n "$orig" ] || { echo "neither the source package nor its upstream tarball can be fetched"; exit 1; }
+  missing=$(sed -n "s/^'[^']*' \([^ ]*\) .*/\1/p" uris.txt | grep -v -x -F "$orig" | tr '\n' ' ')
+  cd /build && rm -rf src && mkdir src
+  tar -C src --strip-components=1 -xf "dl/$orig"
+  sh /build/src-build.sh
+  echo "$(cat "$OUT/version.txt") (the upstream tarball $orig of Debian's $SOURCE_VERSION from $SOURCE_SUITE, built with its own build: this mirror lacks ${missing% })" >"$OUT/version.txt"
+  exit 0
+fi
 dir=$(find . -maxdepth 1 -mindepth 1 -type d | head -n 1)
 [ -n "$dir" ]
 for p in /build/patches/*; do

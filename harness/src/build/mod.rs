@@ -45,11 +45,13 @@ pub async fn prepare(derivation: &Derivation, cache: &Cache, events: &Events) ->
     for o in &derivation.overrides {
         let what = format!("{} from {}", o.component.name, o.source.spec());
         // The script that builds it is one of its inputs.
+        // (A Debian build falls back to the upstream build when the mirror lacks its packaging.)
         let script = match o.source {
-            crate::plan::Source::Deb { .. } => builder::DEB_SCRIPT,
-            _ => builder::SRC_SCRIPT,
+            crate::plan::Source::Deb { .. } => format!("{}{}", builder::DEB_SCRIPT, builder::SRC_SCRIPT),
+            _ => builder::SRC_SCRIPT.to_string(),
         };
-        let resolved = inputs::resolve(o, suite, script, cache).await.with_context(|| format!("failed to resolve {what}"))?;
+        let resolved =
+            inputs::resolve(o, suite, &script, cache).await.with_context(|| format!("failed to resolve {what}"))?;
         let label = format!("build {what}");
         let built = events
             .timed(&derivation.name, &label, async {

@@ -11,7 +11,7 @@
 set -eu
 . /build/env.sh
 mkdir -p "$OUT/tree"
-exec >"$OUT/build.log" 2>&1
+exec >>"$OUT/build.log" 2>&1
 set -x
 cd /build
 # A step that fails because of the source itself (a patch, the compiler) says so by its exit code:
@@ -62,7 +62,7 @@ crun)
   cd src
   # Without .git the build needs the version header it would make from git.
   [ -d .git ] || [ -f git-version.h ] || printf '#define GIT_VERSION "%s"\n' "${DESCRIBE:-unknown}" >git-version.h
-  source_step ./autogen.sh
+  [ -x configure ] || source_step ./autogen.sh
   source_step ./configure --prefix=/usr
   source_step make -j"$jobs" crun
   cd ..
