@@ -105,7 +105,10 @@ fn expand_part(
         overrides.push(o.clone());
     }
     for listed in part.values(Axis::Stack) {
+        // Inside a VM the derived stack is the guest's own root, already made.
+        let in_guest = host.guest.as_ref().is_some_and(|g| &g.stack == listed) && overrides.is_empty();
         let derivation = match Derivation::of(listed, &overrides) {
+            _ if in_guest => None,
             Ok(d) => d.map(Arc::new),
             // `--with` on a plan that has host cells: they stay out (the host is never changed).
             Err(NotDerived::Host) if part.with.is_empty() => continue,
@@ -302,6 +305,26 @@ mod tests {
         assert_eq!(plain.len(), 6);
         assert!(plain.iter().filter(|c| c.key[Axis::Stack] == "bookworm-crun-criu").all(|c| c.derivation.is_some()));
         assert!(plain.iter().filter(|c| c.key[Axis::Stack] == "trixie").all(|c| c.derivation.is_none()));
+    }
+
+    #[test]
+    fn inside_a_vm_a_derived_stack_is_the_guests_own() {
+        let mut m = matrix();
+        m.parts[0].axes.insert(Axis::Stack, vec!["bookworm+crun=trixie".into()]);
+        let guest = crate::host::Identity {
+            stack: "bookworm+crun=trixie".into(),
+            kernel: "bookworm".into(),
+            cgroup: "v2".into(),
+            init: "systemd".into(),
+            accel: "tcg".into(),
+        };
+        let host = HostFacts { guest: Some(guest), ..machine() };
+        let cells = expand(&m, &[scenario("a")], &Filter::default(), &host).unwrap();
+        assert_eq!(cells[0].name(), "a::podman::runc::bookworm+crun=trixie::bookworm::v2::systemd::tcg");
+        assert!(cells[0].derivation.is_none());
+        // On the host, a derived name without its overrides says where they go.
+        let err = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap_err().to_string();
+        assert!(err.contains("give its overrides"), "{err}");
     }
 
     #[test]
