@@ -128,6 +128,14 @@ impl Axis {
         match values {
             None => Ok(()),
             Some(values) if values.contains(&value) => Ok(()),
+            // A derived stack: a known base and known components (`trixie+criu=sid`).
+            Some(values) if self == Axis::Stack && value.contains('+') => match DerivedName::parse(value) {
+                Ok(_) => Ok(()),
+                Err(why) => Err(format!(
+                    "unknown stack `{value}`: not a derived stack BASE+COMPONENT=LABEL ({why}; known stacks: {})",
+                    values.join(", ")
+                )),
+            },
             Some(values) => Err(format!("unknown {} `{value}` (known: {})", self.name(), values.join(", "))),
         }
     }
@@ -169,31 +177,54 @@ pub enum StackSource {
         suite: &'static str,
         /// Packages this suite needs besides what every stack has (`stack::debian::COMMON`).
         extra_packages: &'static [&'static str],
+        /// Packages every stack has that this suite does not ship (an older suite).
+        without: &'static [&'static str],
     },
-    /// A Debian suite's stack with a component rebuilt by the harness (`stack::variant`).
-    Rebuilt {
-        suite: &'static str,
-        /// What is rebuilt, for people reading a reproducer.
-        rebuilt: &'static str,
+    /// Another stack of this table with components replaced, as `--with COMPONENT=SOURCE` does
+    /// (`build`): a derived stack under a name of its own, kept for names that records and
+    /// baselines already use.
+    Derived {
+        base: &'static str,
+        /// `(component, source)`, each as `--with` takes it, e.g. `("crun", "deb:bookworm")`.
+        with: &'static [(&'static str, &'static str)],
+        /// Why it exists, for people reading a reproducer.
+        why: &'static str,
     },
 }
 
 pub const STACKS: &[Stack] = &[
     Stack { name: "host", source: StackSource::Host },
     // bookworm has no libcriu2 package (its crun 1.8.1 is built without CRIU anyway).
-    Stack { name: "bookworm", source: StackSource::Debian { suite: "bookworm", extra_packages: &[] } },
+    Stack { name: "bookworm", source: StackSource::Debian { suite: "bookworm", extra_packages: &[], without: &[] } },
     // trixie's and sid's crun dlopen libcriu.so.2 without depending on it.
     // From trixie on, Debian ships docker's CLI in its own package.
     Stack {
         name: "trixie",
-        source: StackSource::Debian { suite: "trixie", extra_packages: &["libcriu2", "docker-cli"] },
+        source: StackSource::Debian { suite: "trixie", extra_packages: &["libcriu2", "docker-cli"], without: &[] },
     },
-    Stack { name: "sid", source: StackSource::Debian { suite: "sid", extra_packages: &["libcriu2", "docker-cli"] } },
+    Stack {
+        name: "sid",
+        source: StackSource::Debian { suite: "sid", extra_packages: &["libcriu2", "docker-cli"], without: &[] },
+    },
+    // Debian 11 (podman 3.0.1, crun 0.17, runc 1.0.0~rc93, docker 20.10.5; kernel 5.10, the one
+    // nearest the 4.18 kernels of failure case 2). It ships no criu at all, so its cells skip
+    // until a CRIU is given: `--with criu=deb:bookworm` or `--with criu=src:DIR@v3.15`. podman 3
+    // networks through CNI (no netavark) and dbus 1.12 is one package.
+    Stack {
+        name: "bullseye",
+        source: StackSource::Debian {
+            suite: "bullseye",
+            extra_packages: &[],
+            without: &["criu", "netavark", "aardvark-dns", "dbus-daemon", "dbus-system-bus-common"],
+        },
+    },
     Stack {
         name: "bookworm-crun-criu",
-        source: StackSource::Rebuilt {
-            suite: "bookworm",
-            rebuilt: "crun rebuilt from bookworm's source package with trixie's libcriu (libcriu2, libcriu-dev)",
+        source: StackSource::Derived {
+            base: "bookworm",
+            with: &[("crun", "deb:bookworm")],
+            why: "bookworm's crun 1.8.1 rebuilt from its own source package with CRIU support (Debian builds it \
+                  without): the crun before 1.21 that containers/crun#1651 needs, beside the podman 4.3.1 it fits",
         },
     },
 ];
@@ -208,8 +239,167 @@ impl Stack {
     pub fn suite(&self) -> Option<&'static str> {
         match self.source {
             StackSource::Host => None,
-            StackSource::Debian { suite, .. } | StackSource::Rebuilt { suite, .. } => Some(suite),
+            StackSource::Debian { suite, .. } => Some(suite),
+            StackSource::Derived { base, .. } => Stack::find(base).and_then(|b| b.suite()),
         }
+    }
+
+    /// The suite of any stack name: one of this table, or a derived name of one.
+    pub fn suite_of(name: &str) -> Option<&'static str> {
+        match Stack::find(name) {
+            Some(stack) => stack.suite(),
+            None => DerivedName::parse(name).ok().and_then(|d| d.base.suite()),
+        }
+    }
+
+    /// The stack a derived stack is made from, as written in its name (or the table); `None` for a
+    /// stack that is not derived.
+    pub fn base_of(name: &str) -> Option<&'static str> {
+        match Stack::find(name).map(|s| s.source) {
+            Some(StackSource::Derived { base, .. }) => Some(base),
+            Some(_) => None,
+            None => DerivedName::parse(name).ok().map(|d| d.base.name),
+        }
+    }
+}
+
+/// A component of a stack that `--with COMPONENT=SOURCE` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    pub name: &'static str,
+    /// Debian's source package of it: what `deb:SUITE` builds.
+    pub source_package: &'static str,
+    /// The binary packages of that source whose files a `deb:` build installs (those it built).
+    pub binary_packages: &'static [&'static str],
+    /// Where the stack's engines find it: the file `path:FILE` replaces.
+    pub program: &'static str,
+    /// Whether `src:DIR` can build it (the harness knows its upstream build: `build/src-build.sh`).
+    pub from_source: bool,
+}
+
+/// The components, in the order a derived stack's name lists them.
+pub const COMPONENTS: &[Component] = &[
+    Component {
+        name: "criu",
+        source_package: "criu",
+        binary_packages: &["criu", "libcriu2"],
+        program: "/usr/sbin/criu",
+        from_source: true,
+    },
+    Component {
+        name: "crun",
+        source_package: "crun",
+        binary_packages: &["crun"],
+        program: "/usr/bin/crun",
+        from_source: true,
+    },
+    Component {
+        name: "runc",
+        source_package: "runc",
+        binary_packages: &["runc"],
+        program: "/usr/sbin/runc",
+        from_source: true,
+    },
+    Component {
+        name: "conmon",
+        source_package: "conmon",
+        binary_packages: &["conmon"],
+        program: "/usr/bin/conmon",
+        from_source: true,
+    },
+    // podman builds from Debian's source (`libpod`, Go: long) or is given as a binary.
+    Component {
+        name: "podman",
+        source_package: "libpod",
+        binary_packages: &["podman"],
+        program: "/usr/bin/podman",
+        from_source: false,
+    },
+];
+
+impl Component {
+    pub fn find(name: &str) -> Option<&'static Component> {
+        COMPONENTS.iter().find(|c| c.name == name)
+    }
+
+    /// `Ok` when `name` is a component, else what the components are.
+    pub fn check(name: &str) -> Result<&'static Component, String> {
+        Component::find(name).ok_or_else(|| {
+            let known: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
+            format!("unknown component `{name}` (known: {})", known.join(", "))
+        })
+    }
+
+    /// Its place in [`COMPONENTS`], the order of a derived name.
+    pub fn order(&self) -> usize {
+        COMPONENTS.iter().position(|c| c.name == self.name).expect("a component of the table")
+    }
+}
+
+/// A derived stack's name: a base stack of the table (a Debian suite's, or a derived one of the
+/// table) and its overrides, `BASE+COMPONENT=LABEL...`, e.g. `trixie+criu=sid`. The label says
+/// where the component came from (`build` makes it from the source); what it was built from is in
+/// every record's `components`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedName {
+    pub base: Stack,
+    pub overrides: Vec<(&'static Component, String)>,
+}
+
+impl DerivedName {
+    pub fn parse(name: &str) -> Result<DerivedName, String> {
+        let mut parts = name.split('+');
+        let base_name = parts.next().unwrap_or_default();
+        let base = Stack::find(base_name).ok_or_else(|| format!("`{base_name}` is not a stack"))?;
+        if base.source == StackSource::Host {
+            return Err("the host stack takes no overrides (it is this machine's own installation)".to_string());
+        }
+        let mut overrides: Vec<(&'static Component, String)> = Vec::new();
+        for part in parts {
+            let (component, label) =
+                part.split_once('=').ok_or_else(|| format!("`{part}` is not COMPONENT=LABEL"))?;
+            let component = Component::check(component)?;
+            if !is_label(label) {
+                return Err(format!("`{label}` is not a label (letters, digits, `.`, `_`, `~`, `-`)"));
+            }
+            if overrides.iter().any(|(c, _)| c.name == component.name) {
+                return Err(format!("{} is overridden twice", component.name));
+            }
+            overrides.push((component, label.to_string()));
+        }
+        if overrides.is_empty() {
+            return Err(format!("`{name}` names no override"));
+        }
+        Ok(DerivedName { base, overrides })
+    }
+
+    /// `BASE+COMPONENT=LABEL...`, the components in the table's order.
+    pub fn name(&self) -> String {
+        let mut overrides = self.overrides.clone();
+        overrides.sort_by_key(|(c, _)| c.order());
+        let mut name = self.base.name.to_string();
+        for (component, label) in overrides {
+            name.push_str(&format!("+{}={label}", component.name));
+        }
+        name
+    }
+}
+
+/// Whether `text` may label an override in a stack name (and so in a cell name and a directory).
+pub fn is_label(text: &str) -> bool {
+    text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'))
+}
+
+/// `text` made into a label: every other character becomes `-`.
+pub fn to_label(text: &str) -> String {
+    let mapped: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-') { c } else { '-' }).collect();
+    let trimmed = mapped.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.is_empty() {
+        "x".to_string()
+    } else {
+        trimmed.to_string()
     }
 }
 
@@ -228,6 +418,11 @@ pub const KERNELS: &[Kernel] = &[
     Kernel { name: "trixie", suite: Some("trixie") },
     Kernel { name: "trixie-backports", suite: Some("trixie-backports") },
     Kernel { name: "sid", suite: Some("sid") },
+    // Debian 11's 5.10: the Debian kernel nearest the 4.18 kernels of failure case 2.
+    Kernel { name: "bullseye", suite: Some("bullseye") },
+    // Debian experimental's kernel (release candidates): a kernel change that breaks CRIU shows
+    // here before it ships (criu#3002 came that way with Linux 7.1).
+    Kernel { name: "next", suite: Some("experimental") },
 ];
 
 impl Kernel {
@@ -307,13 +502,47 @@ mod tests {
     }
 
     #[test]
-    fn every_rebuilt_stack_is_made_of_a_suite_another_stack_has() {
+    fn every_derived_stack_of_the_table_is_made_of_a_stack_and_known_components() {
         for stack in STACKS {
-            if let StackSource::Rebuilt { suite, .. } = stack.source {
-                assert!(STACKS
-                    .iter()
-                    .any(|s| matches!(s.source, StackSource::Debian { suite: s2, .. } if s2 == suite)));
+            if let StackSource::Derived { base, with, .. } = stack.source {
+                let base = Stack::find(base).expect("the base is a stack of the table");
+                assert!(base.suite().is_some(), "{} is derived from the host", stack.name);
+                assert!(!with.is_empty());
+                for (component, source) in with {
+                    assert!(Component::find(component).is_some(), "{component}");
+                    assert!(["path:", "src:", "deb:"].iter().any(|k| source.starts_with(k)), "{source}");
+                }
+                assert!(!stack.name.contains('+'), "{} reads as a derived name", stack.name);
             }
         }
+    }
+
+    #[test]
+    fn derived_names_are_checked_like_any_stack() {
+        assert_eq!(Axis::Stack.check("trixie+criu=sid"), Ok(()));
+        assert_eq!(Axis::Stack.check_choosable("bookworm+crun=trixie+criu=v4.2"), Ok(()));
+        assert_eq!(Axis::Stack.check("bookworm-crun-criu+criu=sid"), Ok(()), "a derived stack of the table as base");
+        let unknown_base = Axis::Stack.check("trixy+criu=sid").unwrap_err();
+        assert!(unknown_base.contains("`trixy` is not a stack"), "{unknown_base}");
+        let unknown_component = Axis::Stack.check("trixie+crui=sid").unwrap_err();
+        assert!(unknown_component.contains("unknown component `crui`"), "{unknown_component}");
+        assert!(Axis::Stack.check("host+criu=sid").unwrap_err().contains("host stack takes no overrides"));
+        assert!(Axis::Stack.check("trixie+criu=sid+criu=v4.2").unwrap_err().contains("twice"));
+        assert!(Axis::Stack.check("trixie+criu=a/b").unwrap_err().contains("not a label"));
+        assert!(Axis::Stack.check("trixie+").is_err());
+    }
+
+    #[test]
+    fn a_derived_name_lists_components_in_the_table_order_and_keeps_its_suite() {
+        let d = DerivedName::parse("bookworm+crun=trixie+criu=v4.2").unwrap();
+        assert_eq!(d.name(), "bookworm+criu=v4.2+crun=trixie");
+        assert_eq!(Stack::suite_of("bookworm+criu=v4.2+crun=trixie"), Some("bookworm"));
+        assert_eq!(Stack::suite_of("bookworm-crun-criu"), Some("bookworm"));
+        assert_eq!(Stack::base_of("bookworm-crun-criu"), Some("bookworm"));
+        assert_eq!(Stack::base_of("trixie+criu=sid"), Some("trixie"));
+        assert_eq!(Stack::base_of("trixie"), None);
+        assert_eq!(to_label("v4.2+fix/1"), "v4.2-fix-1");
+        assert_eq!(to_label("../x"), "x");
+        assert!(is_label(&to_label("~~")));
     }
 }

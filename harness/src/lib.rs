@@ -28,9 +28,12 @@ pub mod execute;
 pub mod image;
 pub mod observe;
 pub mod stack;
+// Components built for a stack, and the derived stacks they make.
+pub mod build;
 pub mod verdict;
 pub mod vm;
 // After the cells: reports, the run that drives everything, comparisons, bug reports.
+pub mod bisect;
 pub mod bugreport;
 pub mod cli;
 pub mod compare;

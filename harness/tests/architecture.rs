@@ -34,6 +34,7 @@ const PIPELINE: &[&str] = &[
     "record",
     "events",
     "stack",
+    "build",
     "engine",
     "image",
     "observe",
@@ -44,6 +45,7 @@ const PIPELINE: &[&str] = &[
     "run",
     "compare",
     "bugreport",
+    "bisect",
     "cli",
     // The binary.
     "main",

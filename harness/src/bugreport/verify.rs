@@ -8,7 +8,7 @@ use crate::events::Events;
 use crate::process::Transcript;
 use crate::project::Project;
 use crate::record::CellRecord;
-use crate::stack::{self, exec, Cache};
+use crate::stack::{exec, Cache};
 use anyhow::Context as _;
 use regex::Regex;
 use std::path::Path;
@@ -94,6 +94,7 @@ pub async fn run(
     scenario: &crate::scenario::Scenario,
     script: &Path,
     signature: &Regex,
+    derivation: Option<&crate::plan::Derivation>,
 ) -> anyhow::Result<Verified> {
     anyhow::ensure!(
         record.key[Axis::Kernel] == "host",
@@ -102,7 +103,7 @@ pub async fn run(
     );
     anyhow::ensure!(record.key[Axis::Engine] == "podman", "only podman cells can be verified so far");
     let text = std::fs::read_to_string(script).with_context(|| format!("failed to read {}", script.display()))?;
-    let session = stack::open(&record.key[Axis::Stack], cache, events).await?;
+    let session = crate::build::open(&record.key[Axis::Stack], derivation, cache, events).await?;
     // The image the script runs, built as the cell had it (cached: same inputs, same tag).
     let engine = crate::engine::for_stack(&session, "podman", Arc::new(Transcript::default()))?;
     let base = crate::image::ensure_base(engine.as_ref(), &session, cache, events).await?;

@@ -24,6 +24,31 @@ pub struct PlanArgs {
     /// cell of their scenario or kind. A missing baseline falls back to counts, with a warning.
     #[arg(long, value_name = "BASELINE")]
     pub shard_costs: Option<String>,
+    #[command(flatten)]
+    pub with: WithArgs,
+}
+
+/// `--with COMPONENT=SOURCE` and `--patch FILE`: components replaced in every Debian stack.
+#[derive(Args, Clone, Debug, Default)]
+pub struct WithArgs {
+    /// Replace a component of every Debian stack (which becomes a derived stack, e.g.
+    /// `trixie+criu=sid`): COMPONENT is criu, crun, runc, conmon or podman; SOURCE is
+    /// `path:FILE|DIR` (a built binary or an installed tree), `src:DIR[@REV]` (a source tree or a
+    /// git revision, built in a throwaway build rootfs of the stack's suite) or `deb:SUITE`
+    /// (Debian's source package from SUITE, built for the stack). Repeatable; host cells are left out.
+    #[arg(long = "with", value_name = "COMPONENT=SOURCE")]
+    pub with: Vec<String>,
+    /// A patch applied (-p1) on top of the one source-built override, or `COMPONENT=FILE`. Repeatable.
+    #[arg(long = "patch", value_name = "FILE")]
+    pub patches: Vec<String>,
+}
+
+impl WithArgs {
+    /// The overrides, relative paths taken from the current directory.
+    pub fn overrides(&self) -> anyhow::Result<Vec<crate::plan::Override>> {
+        let here = std::env::current_dir()?;
+        crate::plan::with::overrides(&self.with, &self.patches, &here).map_err(|e| anyhow::anyhow!("{e}"))
+    }
 }
 
 impl PlanArgs {
@@ -36,7 +61,14 @@ impl PlanArgs {
         &self,
         project: &crate::project::Project,
     ) -> Result<Vec<crate::plan::Cell>, std::process::ExitCode> {
-        match crate::plan::load_plan(project, &self.matrix, &self.filter(), crate::host::facts()) {
+        let with = match self.with.overrides() {
+            Ok(with) => with,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Err(std::process::ExitCode::from(2));
+            }
+        };
+        match crate::plan::load_plan_with(project, &self.matrix, &self.filter(), &with, crate::host::facts()) {
             Ok(cells) => match self.costs(project) {
                 Some(costs) => Ok(self.shard.select_by_cost(cells, &costs)),
                 None => Ok(self.shard.select(cells)),
@@ -141,6 +173,8 @@ impl clap::Args for AxisFilters {
         Axis::ALL.into_iter().fold(cmd, |cmd, axis| {
             let mut arg = Arg::new(axis.name()).long(axis.name()).action(ArgAction::Append).value_name(axis.name());
             arg = match axis.values() {
+                // A stack may also be a derived one (`trixie+criu=sid`), checked against the table.
+                Some(_) if axis == Axis::Stack => arg.value_parser(|v: &str| Axis::Stack.check(v).map(|_| v.to_string())),
                 Some(values) => arg.value_parser(clap::builder::PossibleValuesParser::new(values)),
                 None => arg.value_parser(clap::builder::NonEmptyStringValueParser::new()),
             };

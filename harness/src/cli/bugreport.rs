@@ -27,6 +27,9 @@ pub struct BugreportArgs {
     /// Write the report here (default: cells/<cell>/bugreport.md in the run, and stdout).
     #[arg(long, short)]
     output: Option<std::path::PathBuf>,
+    /// The overrides of the cell's derived stack, as `run` had them (for --verify, which opens it).
+    #[command(flatten)]
+    with: super::args::WithArgs,
 }
 
 pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Result<ExitCode> {
@@ -63,7 +66,9 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
         let script = script.as_ref().ok_or_else(|| anyhow::anyhow!("the cell has no reproducer to verify"))?;
         let events = Events::new(vec![Arc::new(LineReporter)]);
         let cache = Cache::from_env()?;
-        let v = crate::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature).await?;
+        let derivation = derivation_of(record, &args.with)?;
+        let v = crate::bugreport::verify::run(project, &cache, &events, record, scenario, script, &signature, derivation.as_ref())
+            .await?;
         std::fs::write(logs.join("reproduce.verify.log"), &v.output)?;
         eprintln!("{}", v.summary());
         verified = Some(v);
@@ -82,4 +87,31 @@ pub async fn bugreport(project: &Project, args: &BugreportArgs) -> anyhow::Resul
         Some(v) if !v.reproduced() => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// The derivation of the record's stack: `--with` on its base, which must make the record's
+/// stack again; the table's derived stacks need none.
+fn derivation_of(
+    record: &crate::record::CellRecord,
+    with: &super::args::WithArgs,
+) -> anyhow::Result<Option<crate::plan::Derivation>> {
+    let stack = &record.key[Axis::Stack];
+    let overrides = with.overrides()?;
+    if overrides.is_empty() {
+        anyhow::ensure!(
+            !stack.contains('+'),
+            "the cell's stack {stack} is derived: give its overrides with --with (the record's components say what they were)"
+        );
+        return Ok(crate::plan::Derivation::of_table(stack));
+    }
+    let base = crate::axes::Stack::base_of(stack).unwrap_or(stack.as_str());
+    let derivation = crate::plan::Derivation::of(base, &overrides)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("--with makes nothing of {base}"))?;
+    anyhow::ensure!(
+        &derivation.name == stack,
+        "--with makes the stack {} of {base}, not the cell's {stack}",
+        derivation.name
+    );
+    Ok(Some(derivation))
 }

@@ -34,7 +34,7 @@ pub async fn doctor(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
         stacks.clone()
     };
     for name in names {
-        match stack::open(&name, &cache, &events).await {
+        match crate::build::open(&name, None, &cache, &events).await {
             Ok(session) => print_facts(&session.facts),
             Err(e) => println!("{name}: cannot be opened: {e:#}\n"),
         }

@@ -1,6 +1,7 @@
 //! The `criu-matrix` command line: one file per command, `main.rs` only starts it.
 
 mod args;
+mod bisect;
 mod bugreport;
 mod doctor;
 mod list;
@@ -41,6 +42,9 @@ enum Command {
     Merge(results::MergeArgs),
     /// Write a Markdown bug report for one cell of a run, ready to paste into an upstream issue.
     Bugreport(bugreport::BugreportArgs),
+    /// Find the first commit of a component's git history at which a cell's result changes
+    /// (`--with COMPONENT=src:DIR --good REV --bad REV`), building and running each step.
+    Bisect(bisect::BisectArgs),
     /// Open every stack (provisioning it if needed) and print what it is made of; boot every
     /// kernel of the kernel axis in a VM with the trixie stack and print whether it boots.
     Doctor(doctor::DoctorArgs),
@@ -76,5 +80,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Merge(args) => results::merge(&project, &args),
         Command::Bugreport(args) => bugreport::bugreport(&project, &args).await,
         Command::Doctor(args) => doctor::doctor(&args).await,
+        Command::Bisect(args) => bisect::bisect(project, &args).await,
     }
 }

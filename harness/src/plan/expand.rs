@@ -4,6 +4,7 @@ use super::filter::Filter;
 use super::key::CellKey;
 use super::matrix::{MatrixFile, Part, ScenarioSelection};
 use super::target;
+use super::with::{Derivation, NotDerived, Override};
 use crate::axes::Axis;
 use crate::host::HostFacts;
 use crate::scenario::Scenario;
@@ -17,6 +18,8 @@ pub struct Cell {
     /// Whether this process boots the cell's kernel in a VM (inside that VM it is the running
     /// kernel, and the cell runs here).
     pub in_vm: bool,
+    /// What its stack is made of when it is a derived stack (components replaced).
+    pub derivation: Option<Arc<Derivation>>,
 }
 
 impl Cell {
@@ -33,9 +36,33 @@ pub fn expand(
     filter: &Filter,
     host: &HostFacts,
 ) -> anyhow::Result<Vec<Cell>> {
+    expand_with(matrix, scenarios, filter, &[], host)
+}
+
+/// As [`expand`], with components replaced in every stack (`--with`, on top of a part's own
+/// `with:`). The host stack takes no overrides: with `with` given, its cells are left out.
+pub fn expand_with(
+    matrix: &MatrixFile,
+    scenarios: &[Scenario],
+    filter: &Filter,
+    with: &[Override],
+    host: &HostFacts,
+) -> anyhow::Result<Vec<Cell>> {
     let mut cells: Vec<Cell> = Vec::new();
     for part in &matrix.parts {
-        for cell in expand_part(part, scenarios, filter, host)? {
+        for cell in expand_part(part, scenarios, filter, with, host)? {
+            // Two derivations that come to one name would share a stack directory.
+            if let Some(other) = cells.iter().find(|c| {
+                c.key[Axis::Stack] == cell.key[Axis::Stack] && c.derivation.as_deref() != cell.derivation.as_deref()
+            }) {
+                let describe = |c: &Cell| c.derivation.as_ref().map(|d| d.describe()).unwrap_or_default();
+                anyhow::bail!(
+                    "two different stacks are both named `{}` ({} and {}): change a source so that their labels differ",
+                    cell.key[Axis::Stack],
+                    describe(other),
+                    describe(&cell)
+                );
+            }
             if !cells.iter().any(|c| c.key == cell.key) {
                 cells.push(cell);
             }
@@ -52,7 +79,13 @@ pub fn expand(
     Ok(cells)
 }
 
-fn expand_part(part: &Part, scenarios: &[Scenario], filter: &Filter, host: &HostFacts) -> anyhow::Result<Vec<Cell>> {
+fn expand_part(
+    part: &Part,
+    scenarios: &[Scenario],
+    filter: &Filter,
+    with: &[Override],
+    host: &HostFacts,
+) -> anyhow::Result<Vec<Cell>> {
     let chosen: Vec<Arc<Scenario>> = match &part.scenarios {
         ScenarioSelection::All => scenarios.iter().cloned().map(Arc::new).collect(),
         ScenarioSelection::Only(ids) => ids
@@ -66,7 +99,22 @@ fn expand_part(part: &Part, scenarios: &[Scenario], filter: &Filter, host: &Host
     };
     let targets = target::targets(part, host);
     let mut cells = Vec::new();
-    for stack in part.values(Axis::Stack) {
+    let mut overrides = part.with.clone();
+    for o in with {
+        overrides.retain(|e| e.component.name != o.component.name);
+        overrides.push(o.clone());
+    }
+    for listed in part.values(Axis::Stack) {
+        // Inside a VM the derived stack is the guest's own root, already made.
+        let in_guest = host.guest.as_ref().is_some_and(|g| &g.stack == listed) && overrides.is_empty();
+        let derivation = match Derivation::of(listed, &overrides) {
+            _ if in_guest => None,
+            Ok(d) => d.map(Arc::new),
+            // `--with` on a plan that has host cells: they stay out (the host is never changed).
+            Err(NotDerived::Host) if part.with.is_empty() => continue,
+            Err(e) => anyhow::bail!("{e}"),
+        };
+        let stack = derivation.as_ref().map(|d| d.name.clone()).unwrap_or_else(|| listed.clone());
         for target in &targets {
             for scenario in &chosen {
                 for engine in part.values(Axis::Engine) {
@@ -83,7 +131,8 @@ fn expand_part(part: &Part, scenarios: &[Scenario], filter: &Filter, host: &Host
                         });
                         let in_vm = target.in_vm;
                         if filter.accepts(&key, in_vm) {
-                            cells.push(Cell { scenario: scenario.clone(), key, in_vm });
+                            let derivation = derivation.clone();
+                            cells.push(Cell { scenario: scenario.clone(), key, in_vm, derivation });
                         }
                     }
                 }
@@ -122,7 +171,7 @@ mod tests {
         for (axis, values) in pairs {
             axes.insert(*axis, values.iter().map(|v| v.to_string()).collect());
         }
-        Part { scenarios: ScenarioSelection::All, axes }
+        Part { scenarios: ScenarioSelection::All, axes, with: Vec::new() }
     }
 
     fn matrix() -> MatrixFile {
@@ -234,6 +283,70 @@ mod tests {
             .filter(|c| c.in_vm)
             .all(|c| &c.key[Axis::Cgroup] == "v2" && &c.key[Axis::Init] == "plain"));
         assert_eq!(cells.iter().filter(|c| !c.in_vm).count(), 4);
+    }
+
+    #[test]
+    fn overrides_make_each_debian_stack_a_derived_one_and_leave_the_host_out() {
+        let mut m = matrix();
+        m.parts[0].axes.insert(Axis::Stack, vec!["host".into(), "trixie".into(), "bookworm-crun-criu".into()]);
+        let with = super::super::with::overrides(&["criu=deb:sid".into()], &[], std::path::Path::new("/")).unwrap();
+        let cells = expand_with(&m, &[scenario("a")], &Filter::default(), &with, &machine()).unwrap();
+        let stacks: Vec<&str> = cells.iter().map(|c| c.key[Axis::Stack].as_str()).collect();
+        assert_eq!(stacks, ["trixie+criu=sid", "trixie+criu=sid", "bookworm-crun-criu+criu=sid", "bookworm-crun-criu+criu=sid"]);
+        let d = cells[2].derivation.as_ref().unwrap();
+        assert_eq!(d.describe(), "criu=deb:sid, crun=deb:bookworm");
+        // A filter on the base selects its derived stacks; one on the derived name, only those.
+        let base = expand_with(&m, &[scenario("a")], &filter(&[(Axis::Stack, "trixie")]), &with, &machine()).unwrap();
+        assert_eq!(base.len(), 2);
+        let exact =
+            expand_with(&m, &[scenario("a")], &filter(&[(Axis::Stack, "trixie+criu=sid")]), &with, &machine()).unwrap();
+        assert_eq!(exact.len(), 2);
+        // Without overrides, the table's derived stack still carries what it is made of.
+        let plain = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap();
+        assert_eq!(plain.len(), 6);
+        assert!(plain.iter().filter(|c| c.key[Axis::Stack] == "bookworm-crun-criu").all(|c| c.derivation.is_some()));
+        assert!(plain.iter().filter(|c| c.key[Axis::Stack] == "trixie").all(|c| c.derivation.is_none()));
+    }
+
+    #[test]
+    fn inside_a_vm_a_derived_stack_is_the_guests_own() {
+        let mut m = matrix();
+        m.parts[0].axes.insert(Axis::Stack, vec!["bookworm+crun=trixie".into()]);
+        let guest = crate::host::Identity {
+            stack: "bookworm+crun=trixie".into(),
+            kernel: "bookworm".into(),
+            cgroup: "v2".into(),
+            init: "systemd".into(),
+            accel: "tcg".into(),
+        };
+        let host = HostFacts { guest: Some(guest), ..machine() };
+        let cells = expand(&m, &[scenario("a")], &Filter::default(), &host).unwrap();
+        assert_eq!(cells[0].name(), "a::podman::runc::bookworm+crun=trixie::bookworm::v2::systemd::tcg");
+        assert!(cells[0].derivation.is_none());
+        // On the host, a derived name without its overrides says where they go.
+        let err = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap_err().to_string();
+        assert!(err.contains("give its overrides"), "{err}");
+    }
+
+    #[test]
+    fn a_part_with_overrides_on_the_host_is_an_error() {
+        let mut m = matrix();
+        m.parts[0].axes.insert(Axis::Stack, vec!["host".into()]);
+        m.parts[0].with = super::super::with::overrides(&["criu=deb:sid".into()], &[], std::path::Path::new("/")).unwrap();
+        let err = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap_err().to_string();
+        assert!(err.contains("host stack takes no overrides"), "{err}");
+    }
+
+    #[test]
+    fn two_stacks_of_one_name_are_refused() {
+        let mut m = matrix();
+        let o = |text: &str| super::super::with::overrides(&[text.into()], &[], std::path::Path::new("/")).unwrap();
+        m.parts[0].with = o("criu=src:/a/criu");
+        let mut other = m.parts[0].clone();
+        other.with = o("criu=src:/b/criu");
+        m.parts.push(other);
+        let err = expand(&m, &[scenario("a")], &Filter::default(), &machine()).unwrap_err().to_string();
+        assert!(err.contains("both named `trixie+criu=criu`"), "{err}");
     }
 
     #[test]

@@ -27,7 +27,11 @@ impl Filter {
             // How a VM boots is chosen per cell; a host-kernel cell has the host's cgroups and
             // init, so these narrow the VM cells only (`--kernel` drops the host ones).
             let applies = in_vm || !axis.chosen_for_vms_only();
-            wanted.is_empty() || !applies || wanted.iter().any(|w| *w == key[*axis])
+            // A derived stack's name (`trixie+criu=sid`) is also selected by its base.
+            let base = (*axis == Axis::Stack)
+                .then(|| crate::axes::DerivedName::parse(&key[*axis]).ok().map(|d| d.base.name))
+                .flatten();
+            wanted.is_empty() || !applies || wanted.iter().any(|w| *w == key[*axis] || Some(w.as_str()) == base)
         }) && self.name.as_ref().is_none_or(|n| key.name().contains(n.as_str()))
     }
 }

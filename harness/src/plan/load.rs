@@ -1,6 +1,7 @@
 //! A plan from the project's files: every scenario validated, then a named matrix expanded.
 
-use super::expand::{expand, Cell};
+use super::expand::{expand_with, Cell};
+use super::with::Override;
 use super::filter::Filter;
 use super::matrix::load_matrix;
 use crate::host::HostFacts;
@@ -26,9 +27,20 @@ pub fn load_scenarios(project: &Project) -> Result<Vec<Scenario>, PlanError> {
 
 /// Loads and validates every scenario, then expands the named matrix under `filter`.
 pub fn load_plan(project: &Project, matrix: &str, filter: &Filter, host: &HostFacts) -> Result<Vec<Cell>, PlanError> {
+    load_plan_with(project, matrix, filter, &[], host)
+}
+
+/// As [`load_plan`], with components replaced in every Debian stack (`--with`).
+pub fn load_plan_with(
+    project: &Project,
+    matrix: &str,
+    filter: &Filter,
+    with: &[Override],
+    host: &HostFacts,
+) -> Result<Vec<Cell>, PlanError> {
     filter.check().map_err(|e| PlanError::Other(anyhow::anyhow!("{e}")))?;
     super::bounds::check_environment().map_err(|e| PlanError::Other(anyhow::anyhow!("{e}")))?;
     let scenarios = load_scenarios(project)?;
     let matrix = load_matrix(&project.matrices(), matrix).map_err(PlanError::Other)?;
-    expand(&matrix, &scenarios, filter, host).map_err(PlanError::Other)
+    expand_with(&matrix, &scenarios, filter, with, host).map_err(PlanError::Other)
 }

@@ -29,6 +29,9 @@ pub struct Part {
     /// Every axis a matrix file lists ([`Axis::in_matrix_files`]), with its values (the axis's
     /// default where the part does not list it).
     pub axes: BTreeMap<Axis, Vec<String>>,
+    /// Components replaced in every stack of the part (`with: [criu=deb:sid]`, `patches:`): its
+    /// stacks become derived stacks (`plan::with`).
+    pub with: Vec<super::with::Override>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,7 @@ fn part_keys(top: bool) -> &'static [&'static str] {
     static TOP: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     static MORE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     let make = |top: bool| {
-        let mut keys = vec!["scenarios"];
+        let mut keys = vec!["scenarios", "with", "patches"];
         keys.extend(Axis::ALL.iter().filter(|a| a.in_matrix_files()).map(|a| a.plural()));
         if top {
             keys.extend(["description", "more"]);
@@ -80,6 +83,8 @@ struct Read {
 struct RawPart {
     scenarios: ScenarioSelection,
     axes: BTreeMap<Axis, Vec<Spanned<String>>>,
+    with: Vec<Spanned<String>>,
+    patches: Vec<Spanned<String>>,
 }
 
 impl RawPart {
@@ -101,7 +106,21 @@ impl RawPart {
             };
             axes.insert(axis, values);
         }
-        Ok(Part { scenarios: self.scenarios, axes })
+        // Paths in `with:` and `patches:` are relative to the project (the matrices' parent).
+        let project = path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        let at = |value: &Spanned<String>, message: String| {
+            let (line, col) = (value.referenced.line(), value.referenced.column());
+            anyhow::anyhow!("{}:{line}:{col}: {message}", path.display())
+        };
+        for value in &self.with {
+            super::with::Override::parse(&value.value, project).map_err(|m| at(value, m))?;
+        }
+        let texts = |values: &[Spanned<String>]| values.iter().map(|v| v.value.clone()).collect::<Vec<_>>();
+        let with = super::with::overrides(&texts(&self.with), &texts(&self.patches), project).map_err(|m| {
+            let first = self.patches.first().or(self.with.first()).expect("an error needs a value");
+            at(first, m)
+        })?;
+        Ok(Part { scenarios: self.scenarios, axes, with })
     }
 }
 
@@ -115,7 +134,7 @@ impl<'de> Visitor<'de> for PartVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
         let mut read = Read {
             description: String::new(),
-            part: RawPart { scenarios: ScenarioSelection::All, axes: BTreeMap::new() },
+            part: RawPart { scenarios: ScenarioSelection::All, axes: BTreeMap::new(), with: Vec::new(), patches: Vec::new() },
             more: Vec::new(),
         };
         let mut seen: Vec<String> = Vec::new();
@@ -128,6 +147,8 @@ impl<'de> Visitor<'de> for PartVisitor {
                 "description" if self.top => read.description = map.next_value()?,
                 "more" if self.top => read.more = map.next_value::<Vec<MorePart>>()?.into_iter().map(|p| p.0).collect(),
                 "scenarios" => read.part.scenarios = ScenarioSelection::Only(map.next_value()?),
+                "with" => read.part.with = map.next_value()?,
+                "patches" => read.part.patches = map.next_value()?,
                 other => {
                     let axis = Axis::from_plural(other)
                         .filter(|a| a.in_matrix_files())
@@ -232,6 +253,15 @@ more:
         assert_eq!(m.parts[0].scenarios, ScenarioSelection::All);
     }
 
+    #[test]
+    fn a_part_may_replace_components_of_its_stacks() {
+        let text = GOOD.replace("stacks: [trixie]", "stacks: [trixie]\nwith: [criu=deb:sid, crun=src:crun@1.21]");
+        let m = parse_matrix(Path::new("/project/matrices/m.yaml"), &text).unwrap();
+        let with: Vec<String> = m.parts[0].with.iter().map(|o| format!("{}={}", o.component.name, o.source.spec())).collect();
+        assert_eq!(with, ["criu=deb:sid", "crun=src:/project/crun@1.21"]);
+        assert!(m.parts[1].with.is_empty());
+    }
+
     /// Every mistake is an error at its line, naming what was expected.
     #[rstest]
     #[case::unknown_key(GOOD.replace("runtimes: [runc, crun]", "runtimez: [runc]"), 3, "runtimez")]
@@ -241,6 +271,10 @@ more:
     #[case::missing_engines(GOOD.replace("engines: [podman]\n", ""), 0, "engines")]
     #[case::description_in_more(GOOD.replace("  - scenarios: [a]", "  - description: x"), 7, "description")]
     #[case::duplicate(GOOD.replace("stacks: [trixie]", "stacks: [trixie]\nstacks: [sid]"), 5, "duplicate")]
+    #[case::unknown_component(GOOD.replace("stacks: [trixie]", "stacks: [trixie]\nwith: [crui=deb:sid]"), 5, "unknown component `crui`")]
+    #[case::bad_source(GOOD.replace("stacks: [trixie]", "stacks: [trixie]\nwith: [criu=sid]"), 5, "not a source")]
+    #[case::stray_patch(GOOD.replace("stacks: [trixie]", "stacks: [trixie]\npatches: [x.patch]"), 5, "no source to apply")]
+    #[case::derived_stack(GOOD.replace("stacks: [trixie]", "stacks: [trixie+crui=sid]"), 4, "unknown component `crui`")]
     fn malformed_matrices_are_located(#[case] text: String, #[case] line: u64, #[case] needle: &str) {
         let err = parse_matrix(Path::new("matrices/m.yaml"), &text).expect_err("must be rejected").to_string();
         assert!(err.contains(needle), "{err}");

@@ -11,11 +11,13 @@ mod matrix;
 mod require;
 pub mod shard;
 pub mod target;
+pub mod with;
 
-pub use expand::{expand, Cell};
+pub use expand::{expand, expand_with, Cell};
 pub use filter::Filter;
 pub use key::CellKey;
-pub use load::{load_plan, load_scenarios, PlanError};
+pub use load::{load_plan, load_plan_with, load_scenarios, PlanError};
 pub use matrix::{known_matrices, load_matrix, parse_matrix, MatrixFile, Part, ScenarioSelection};
 pub use require::Required;
 pub use shard::{Costs, Shard};
+pub use with::{Derivation, Override, Source};

@@ -231,7 +231,7 @@ mod tests {
             let in_vm = kernel != "host";
             let (init, accel) = if in_vm { ("plain", "kvm") } else { ("host", "native") };
             let values = [id, "podman", "crun", "trixie", kernel, cgroup, init, accel];
-            Cell { scenario: scenario(id), key: CellKey::from_fn(|a| values[a as usize].to_string()), in_vm }
+            Cell { scenario: scenario(id), key: CellKey::from_fn(|a| values[a as usize].to_string()), in_vm, derivation: None }
         };
         let costs = Costs {
             // Measured under TCG; the same cell under KVM is the same cell.

@@ -41,6 +41,10 @@ pub struct CellRecord {
     /// A stress cell's rate and freeze times (plain fields, for any report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<StressRecord>,
+    /// Where each component of the stack came from (Debian's package, or an override: its source,
+    /// commit, patches, the hash of what was installed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, super::origin::ComponentOrigin>,
     /// The harness's fault mode (`CRIU_MATRIX_FAULT`) this cell ran under: a self-check of the
     /// harness, never a result about the stack.
     #[serde(default, skip_serializing_if = "Option::is_none")]

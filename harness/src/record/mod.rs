@@ -8,6 +8,7 @@
 
 mod cell;
 mod evidence;
+mod origin;
 mod run_dir;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -18,5 +19,6 @@ pub use evidence::{
     CriuConfigFileRecord, CriuConfigRecord, HostProcess, MountChange, MountSeen, PidfdHolder, Placement,
     ProcessPlacement, RoundFailure, RunningSeen, SignatureHit, SleepingTask, TaskStates, VncSeen,
 };
+pub use origin::{ComponentOrigin, PatchOrigin};
 pub use run_dir::{inside, read_cells, read_cells_file, RunDir};
 pub use verdict::Verdict;

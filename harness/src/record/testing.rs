@@ -24,5 +24,6 @@ pub(crate) fn record(scenario: &str, runtime: &str, stack: &str, verdict: Verdic
         criu_config: None,
         stress: None,
         fault: None,
+        components: Default::default(),
     }
 }

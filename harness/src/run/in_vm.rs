@@ -99,7 +99,7 @@ async fn prepare_cell(
     log_dir: &Path,
 ) -> Result<(), (&'static str, String)> {
     let engine_name = &cell.key[Axis::Engine];
-    lease.ensure(engine_name, true, log_dir).await.map_err(|m| ("stack", m))?;
+    lease.ensure(cell.derivation.as_deref(), engine_name, true, log_dir).await.map_err(|m| ("stack", m))?;
     let (session, bases) = lease.get().expect("ensured above");
     let engine = crate::engine::for_stack(session, engine_name, Arc::new(Transcript::default()))
         .map_err(|e| ("engine", format!("{e:#}")))?;
@@ -143,5 +143,6 @@ fn error_record(shared: &Shared, cell: &Cell, log_dir: &Path, step: &str, messag
         criu_config: None,
         stress: None,
         fault: None,
+        components: Default::default(),
     }
 }

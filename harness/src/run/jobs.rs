@@ -94,7 +94,7 @@ mod tests {
         std::fs::write(images.path().join("img/Containerfile"), "FROM x\n").unwrap();
         let text = format!("id: {scenario}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\n");
         let scenario = crate::scenario::parse_scenario(std::path::Path::new("t.yaml"), &text, images.path()).unwrap();
-        Cell { scenario: Arc::new(scenario), key: CellKey::from_fn(|a| values[a as usize].to_string()), in_vm }
+        Cell { scenario: Arc::new(scenario), key: CellKey::from_fn(|a| values[a as usize].to_string()), in_vm, derivation: None }
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Runner {
         let transcript = Arc::new(Transcript::default());
         let engine = &cell.key[Axis::Engine];
         let mut lease = shared.stacks.lease(&cell.key[Axis::Stack]).await;
-        let ran = match lease.ensure(engine, false, &log_dir).await {
+        let ran = match lease.ensure(cell.derivation.as_deref(), engine, false, &log_dir).await {
             Err(message) => to_record::Ran::before_stack(Outcome::Error { step: "stack".into(), message }),
             Ok(()) => {
                 let (session, bases) = lease.get().expect("ensured above");
@@ -165,6 +165,9 @@ impl Runner {
             }
         };
         let mut record = to_record::record(cell, ran, &log_dir, logs);
+        if let Some((session, _)) = lease.get() {
+            record.components = session.components.clone();
+        }
         let script = lease.get().and_then(|(session, _)| {
             reproducer::write(cell, session, &shared.cache, &transcript, &log_dir, &record.reason)
         });

@@ -12,7 +12,7 @@
 use crate::events::Events;
 use crate::host::HostFacts;
 use crate::process::Transcript;
-use crate::stack::{self, Cache, Session};
+use crate::stack::{Cache, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -155,13 +155,19 @@ impl Slot {
     /// Opens the stack (once per run, or again after it was closed), starts the engine's daemon
     /// if it has one (docker), and ensures the engine's base image, unless nothing can run on it
     /// here and `for_vm` is false. `log_dir` is the cell's (dockerd's log goes there inside a VM
-    /// guest).
-    pub async fn ensure(&mut self, engine: &str, for_vm: bool, log_dir: &Path) -> Result<(), String> {
+    /// guest). A derived stack (`derivation`) is built first when its components are not built yet.
+    pub async fn ensure(
+        &mut self,
+        derivation: Option<&crate::plan::Derivation>,
+        engine: &str,
+        for_vm: bool,
+        log_dir: &Path,
+    ) -> Result<(), String> {
         let context = self.context.clone();
         let (cache, events) = (&context.cache, &context.events);
         let stack = self.name.clone();
         if self.state.is_none() {
-            let state = match stack::open(&stack, cache, events).await {
+            let state = match crate::build::open(&stack, derivation, cache, events).await {
                 Err(e) => StackState::Broken(format!("failed to open the {stack} stack: {e:#}")),
                 Ok(session) => {
                     if let Some(ns) = session.mount_namespace() {

@@ -83,6 +83,7 @@ pub fn record(cell: &Cell, ran: Ran, log_dir: &std::path::Path, logs: String) ->
         criu_config,
         stress,
         fault: crate::execute::Fault::from_env().ok().flatten().map(|f| f.to_string()),
+        components: Default::default(),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Suite {
     pub name: &'static str,
     /// Installed in the stack rootfs besides debootstrap's minbase and [`COMMON`].
     pub packages: &'static [&'static str],
+    /// Packages of [`COMMON`] this suite does not ship.
+    pub without: &'static [&'static str],
 }
 
 /// What every stack needs to run, checkpoint and restore rootful podman containers.
@@ -42,8 +44,8 @@ impl Suite {
     /// The suite of a Debian stack of the axes table.
     pub fn find(name: &str) -> Option<Suite> {
         STACKS.iter().find_map(|stack| match stack.source {
-            StackSource::Debian { suite, extra_packages } if suite == name => {
-                Some(Suite { name: suite, packages: extra_packages })
+            StackSource::Debian { suite, extra_packages, without } if suite == name => {
+                Some(Suite { name: suite, packages: extra_packages, without })
             }
             _ => None,
         })
@@ -51,7 +53,7 @@ impl Suite {
 
     /// Every package to `--include`, common ones first.
     pub fn all_packages(&self) -> Vec<&'static str> {
-        let mut all: Vec<&str> = COMMON.to_vec();
+        let mut all: Vec<&str> = COMMON.iter().copied().filter(|p| !self.without.contains(p)).collect();
         for p in self.packages {
             if !all.contains(p) {
                 all.push(p);

@@ -1,6 +1,7 @@
 //! Stacks: where the engine, runtimes and CRIU come from. `host` is what is installed; a Debian
 //! suite (`bookworm`, `trixie`, `sid`) is provisioned into the cache and entered through a
-//! private mount namespace.
+//! private mount namespace. A derived stack (components replaced, `trixie+criu=sid`) is entered
+//! and probed the same way, from a rootfs `build` provisions (`open_derived`).
 
 pub mod cache;
 pub mod cgroups;
@@ -29,6 +30,8 @@ pub struct Session {
     pub facts: StackFacts,
     /// The Debian suite the stack's own userland is (the base image of its containers).
     pub suite: String,
+    /// Where each component came from (Debian's package, or an override), for every record.
+    pub components: std::collections::BTreeMap<String, crate::record::ComponentOrigin>,
     /// Whether this stack is the root of the criu-matrix VM this process runs in.
     in_guest: bool,
     /// Whether the stack's root is this machine's own `/` (the `host` stack, a VM guest's).
@@ -61,6 +64,7 @@ impl Session {
             name: name.to_string(),
             facts,
             suite,
+            components: variant::components(std::path::Path::new("/"), false),
             in_guest: true,
             own_root: true,
             docker: None,
@@ -129,13 +133,20 @@ impl Session {
             ),
             Place::Namespace { .. } => {
                 let dir = cache.stack_dir(&self.name);
-                let rebuilt = match variant::Variant::find(&self.name) {
-                    None => String::new(),
-                    Some(v) => format!(
-                        "# Then {} (criu-matrix: harness/src/stack/crun-criu-build.sh), installed over Debian's:\n{}",
-                        v.rebuilt,
-                        v.build_summary(cache).lines().map(|l| format!("#   {l}\n")).collect::<String>()
-                    ),
+                let overrides: Vec<String> = self
+                    .components
+                    .iter()
+                    .filter(|(_, o)| o.source != "debian" && o.source != "host")
+                    .map(|(c, o)| format!("#   {c}: {}\n", o.summary()))
+                    .collect();
+                let rebuilt = if overrides.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "# Then, over Debian's packages (each Debian file diverted to FILE.distrib), the components\n\
+                         # criu-matrix built or was given (harness/src/build/; records list each origin):\n{}",
+                        overrides.concat()
+                    )
                 };
                 format!(
                     "# The {name} stack is a Debian {suite} rootfs (debootstrap --variant=minbase --include={pkgs}).\n\
@@ -156,8 +167,13 @@ impl Session {
     }
 }
 
-/// Opens a stack, provisioning it first when it is a Debian suite not yet in the cache.
+/// Opens a stack, provisioning it first when it is a Debian suite not yet in the cache. A derived
+/// stack is opened through `build` (which provisions it with `open_derived`), except inside a VM,
+/// where it is the guest's own root.
 pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<Session> {
+    if let Some(session) = open_guest(name).await? {
+        return Ok(session);
+    }
     let stack = STACKS.iter().find(|s| s.name == name).with_context(|| {
         let known: Vec<&str> = STACKS.iter().map(|s| s.name).collect();
         format!("unknown stack `{name}` (known: {})", known.join(", "))
@@ -175,6 +191,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
             name: name.to_string(),
             facts,
             suite,
+            components: variant::components(std::path::Path::new("/"), true),
             in_guest: false,
             own_root: true,
             docker: None,
@@ -183,22 +200,56 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
             place: Place::Namespace { holder, _lock: lock },
         });
     };
-    let variant = matches!(stack.source, StackSource::Rebuilt { .. }).then(|| variant::Variant::find(name)).flatten();
-    // Inside a criu-matrix VM the stack is the guest's own root.
-    if crate::host::facts().guest.as_ref().is_some_and(|id| id.stack == name) {
-        let facts = probe_host().await?;
-        return Ok(Session::in_guest(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker")));
+    anyhow::ensure!(
+        matches!(stack.source, StackSource::Debian { .. }),
+        "the {name} stack is derived: it is provisioned by its builds (`build::open`)"
+    );
+    let suite_def = debian::Suite::find(suite).with_context(|| format!("unknown suite `{suite}`"))?;
+    open_at(name, suite, cache, events, |_| async move {
+        debian::ensure_rootfs(cache, suite_def).await
+    })
+    .await
+}
+
+/// Inside a criu-matrix VM, the cell's stack is the guest's own root (a derived one too).
+async fn open_guest(name: &str) -> anyhow::Result<Option<Session>> {
+    if !crate::host::facts().guest.as_ref().is_some_and(|id| id.stack == name) {
+        return Ok(None);
     }
+    let suite = crate::axes::Stack::suite_of(name).with_context(|| format!("unknown stack `{name}`"))?;
+    let facts = probe_host().await?;
+    Ok(Some(Session::in_guest(name, facts, suite.to_string(), PathBuf::from("/var/lib/docker"))))
+}
+
+/// Opens a derived stack: `provision` makes its rootfs in the stack's own directory (given to
+/// it) while the stack's lock is held, then the stack is entered and probed like any other.
+pub async fn open_derived<F, Fut>(
+    name: &str,
+    suite: &str,
+    cache: &Cache,
+    events: &Events,
+    provision: F,
+) -> anyhow::Result<Session>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(PathBuf, bool)>>,
+{
+    if let Some(session) = open_guest(name).await? {
+        return Ok(session);
+    }
+    open_at(name, suite, cache, events, provision).await
+}
+
+/// The stack `name` of `suite`, its rootfs provisioned by `provision` under the stack's lock.
+async fn open_at<F, Fut>(name: &str, suite: &str, cache: &Cache, events: &Events, provision: F) -> anyhow::Result<Session>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(PathBuf, bool)>>,
+{
+    let dir = cache.stack_dir(name);
     std::fs::create_dir_all(&dir)?;
     let lock = lock(&dir.join("lock"), name, events, stack_wait()).await?;
-    let rootfs = events
-        .timed(name, "provision stack rootfs", async {
-            match variant {
-                Some(v) => variant::ensure_rootfs(cache, v, events).await,
-                None => debian::ensure_rootfs(cache, debian::Suite::find(suite).expect("found above")).await,
-            }
-        })
-        .await?;
+    let rootfs = events.timed(name, "provision stack rootfs", provision(dir.clone())).await?;
     let holder =
         namespace::enter(name, &rootfs, &dir.join("storage"), &dir.join("docker"), &dir.join("holder.json")).await?;
     // Containers an earlier, killed run left in this stack's storage.
@@ -209,6 +260,7 @@ pub async fn open(name: &str, cache: &Cache, events: &Events) -> anyhow::Result<
         name: name.to_string(),
         facts,
         suite: suite.to_string(),
+        components: variant::components(&rootfs, false),
         in_guest: false,
         own_root: false,
         docker: None,

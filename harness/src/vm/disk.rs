@@ -30,6 +30,8 @@ pub async fn ensure_stack_disk(
     let mut hash = Sha256::new();
     hash.update(STACK_DISK_FORMAT);
     hash.update(std::fs::read(rootfs.join(".criu-matrix-stack.json")).unwrap_or_default());
+    // A derived stack's components (`stack::variant`): another build installed, another disk.
+    hash.update(std::fs::read(rootfs.join(crate::stack::variant::MARKER)).unwrap_or_default());
     // The image list changes whenever an image is built or imported.
     hash.update(std::fs::read(storage.join("storage/overlay-images/images.json")).unwrap_or_default());
     hash.update(std::fs::read(docker.join("image/overlay2/repositories.json")).unwrap_or_default());

@@ -247,6 +247,9 @@ fn stage_work(group: &VmGroup<'_>, cells: &[&GroupCell], staging: &Path) -> anyh
     let binary = harness_binary(&exe)?;
     std::fs::copy(&binary, staging.join("bin/criu-matrix"))
         .with_context(|| format!("failed to copy {} into the work disk", binary.display()))?;
+    // A stack older than the host (bullseye's glibc 2.31) cannot run the harness with its own
+    // C library: the host's goes along, used only when the binary does not start without it.
+    copy_libraries(&staging.join("bin/criu-matrix"), &staging.join("lib"))?;
     for dir in ["scenarios", "images"] {
         crate::files::copy_dir(&group.project_root.join(dir), &project.join(dir))
             .with_context(|| format!("failed to copy {dir}/ into the work disk"))?;
@@ -279,7 +282,9 @@ fn stage_work(group: &VmGroup<'_>, cells: &[&GroupCell], staging: &Path) -> anyh
          done\n\
          [ -n \"${channel}\" ] || echo \"criu-matrix-guest: no virtio-serial port named {port} after 30 s\"\n\
          cd /work/project\n\
-         /work/bin/criu-matrix run --matrix guest --no-progress\n",
+         harness=/work/bin/criu-matrix\n\
+         \"$harness\" --version >/dev/null 2>&1 || harness=\"/work/lib/ld-linux-x86-64.so.2 --library-path /work/lib $harness\"\n\
+         $harness run --matrix guest --no-progress\n",
         env = crate::host::guest::ENV,
         identity = serde_json::to_string(&identity)?,
         port = super::channel::PORT_NAME,
@@ -314,6 +319,28 @@ fn guest_matrix(cells: &[&GroupCell]) -> String {
         }
     }
     text
+}
+
+/// Copies the shared libraries `binary` links (as `ldd` lists them) and the dynamic loader into `dir`.
+fn copy_libraries(binary: &Path, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let argv = ["ldd".to_string(), binary.display().to_string()];
+    let out = crate::process::Command::new(argv, Duration::from_secs(30)).run_blocking()?;
+    // A static binary has nothing to copy.
+    if !out.success() {
+        return Ok(());
+    }
+    for line in out.stdout.lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, or the loader's own path.
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+        };
+        let Some(path) = path.map(Path::new).filter(|p| p.is_absolute()) else { continue };
+        let name = path.file_name().context("a library has a name")?;
+        std::fs::copy(path, dir.join(name)).with_context(|| format!("failed to copy {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The `criu-matrix` binary: `CRIU_MATRIX_BIN` (set by the `cargo test` entry point), else this
