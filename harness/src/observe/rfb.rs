@@ -90,6 +90,11 @@ pub fn capture<S: Read + Write>(mut stream: S, password: Option<&str>) -> Result
     let mut server_format = [0u8; 16];
     stream.read_exact(&mut server_format)?;
     let name = read_string(&mut stream)?;
+    // The server says how big its screen is: never allocate more than a real desktop needs, and
+    // refuse before asking for anything (a server that closes then cannot turn it into an I/O error).
+    if u32::from(width) * u32::from(height) > MAX_PIXELS || width == 0 || height == 0 {
+        return Err(RfbError::Size { width, height });
+    }
 
     stream.write_all(&set_pixel_format())?;
     // SetEncodings: Raw only, so every rectangle is plain pixels.
@@ -102,10 +107,6 @@ pub fn capture<S: Read + Write>(mut stream: S, password: Option<&str>) -> Result
     stream.write_all(&request)?;
     stream.flush()?;
 
-    // The server says how big its screen is: never allocate more than a real desktop needs.
-    if u32::from(width) * u32::from(height) > MAX_PIXELS || width == 0 || height == 0 {
-        return Err(RfbError::Size { width, height });
-    }
     let mut fb = Framebuffer {
         width,
         height,

@@ -92,7 +92,7 @@ mod tests {
         let images = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(images.path().join("img")).unwrap();
         std::fs::write(images.path().join("img/Containerfile"), "FROM x\n").unwrap();
-        let text = format!("id: {scenario}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\n");
+        let text = format!("id: {scenario}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\nno_witness: a plan test runs nothing\n");
         let scenario = crate::scenario::parse_scenario(std::path::Path::new("t.yaml"), &text, images.path()).unwrap();
         Cell { scenario: Arc::new(scenario), key: CellKey::from_fn(|a| values[a as usize].to_string()), in_vm, derivation: None }
     }

@@ -209,7 +209,7 @@ expect:
     outcome: fails
     step: checkpoint
     round: 2
-    signature: 'x'
+    signature: 'Unexpected rt vDSO area bounds'
 ";
 
     fn parse(text: &str) -> Result<crate::scenario::Scenario, crate::scenario::ScenarioError> {

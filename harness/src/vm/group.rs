@@ -371,7 +371,7 @@ mod tests {
         let images = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(images.path().join("img")).unwrap();
         std::fs::write(images.path().join("img/Containerfile"), "FROM x\n").unwrap();
-        let text = format!("id: {id}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\n");
+        let text = format!("id: {id}\nsummary: s\nimage: img\nrun: {{}}\nready: {{ file: /f }}\nno_witness: a plan test runs nothing\n");
         crate::scenario::parse_scenario(Path::new("t.yaml"), &text, images.path()).unwrap()
     }
 
