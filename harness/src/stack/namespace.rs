@@ -251,9 +251,42 @@ fn end_pid_namespace(pid_ns: &str, init: u32, kill_init: impl FnOnce()) {
             tracing::warn!("ending process {pid} ({}) left in the stack's PID namespace", comm.trim());
         }
     }
+    // A process in a frozen cgroup cannot die: a dump cut short (CRIU or dockerd killed) can
+    // leave a container frozen, and then the namespace would outlive its init.
+    thaw_frozen(&others());
     kill_init();
     if !process::wait_until(Duration::from_secs(10), || processes_in("pid", pid_ns).is_empty()) {
+        thaw_frozen(&others());
+    }
+    if !process::wait_until(Duration::from_secs(10), || processes_in("pid", pid_ns).is_empty()) {
         tracing::error!("processes still in the stack's PID namespace after its init was killed: {:?}", others());
+    }
+}
+
+/// Thaws the freezer (cgroup v1 `freezer.state`, v2 `cgroup.freeze`) of each of `pids`' cgroups
+/// that is frozen or freezing, naming it in the log.
+fn thaw_frozen(pids: &[u32]) {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut done = std::collections::BTreeSet::new();
+    for pid in pids {
+        let Ok(cgroups) = procfs::process::Process::new(*pid as i32).and_then(|p| p.cgroups()) else { continue };
+        for cgroup in cgroups {
+            let path = cgroup.pathname.trim_start_matches('/');
+            let (file, thawed) = if cgroup.controllers.iter().any(|c| c == "freezer") {
+                (root.join("freezer").join(path).join("freezer.state"), "THAWED")
+            } else if cgroup.hierarchy == 0 {
+                (root.join(path).join("cgroup.freeze"), "0")
+            } else {
+                continue;
+            };
+            let state = std::fs::read_to_string(&file).unwrap_or_default();
+            if matches!(state.trim(), "FROZEN" | "FREEZING" | "1") && done.insert(file.clone()) {
+                tracing::warn!("thawing {} ({}), which holds process {pid} of the stack", file.display(), state.trim());
+                if let Err(e) = std::fs::write(&file, thawed) {
+                    tracing::error!("failed to thaw {}: {e}", file.display());
+                }
+            }
+        }
     }
 }
 
