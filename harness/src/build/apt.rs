@@ -1,53 +1,26 @@
 //! Debian's source packages of a suite, looked up with the host's apt under a private
-//! configuration (the suite's `Sources` index in the cache, signatures checked with the host's
-//! Debian archive keyring): which version `deb:SUITE` would build, before building it.
+//! configuration (`stack::apt`: the suite's `Sources` index in the cache, signatures checked
+//! against Debian's archive keyring only): which version `deb:SUITE` would build, before building it.
 
-use crate::stack::{debian, Cache};
+use crate::stack::Cache;
 use anyhow::Context as _;
-use std::path::PathBuf;
-use std::time::Duration;
-
-const APT_LIMIT: Duration = Duration::from_secs(900);
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 pub struct Apt {
-    dir: PathBuf,
+    apt: crate::stack::apt::PrivateApt,
     suite: String,
 }
 
 impl Apt {
     pub fn new(cache: &Cache, suite: &str) -> anyhow::Result<Apt> {
         let dir = cache.root.join("builds/apt-sources").join(suite);
-        std::fs::create_dir_all(dir.join("lists/partial"))?;
-        std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
-        let mirror = debian::mirror()?;
-        let signed = if std::path::Path::new(KEYRING).is_file() { format!("[signed-by={KEYRING}] ") } else { String::new() };
-        std::fs::write(dir.join("sources.list"), format!("deb-src {signed}{mirror} {suite} main\n"))?;
-        std::fs::write(dir.join("status"), "")?;
-        Ok(Apt { dir, suite: suite.to_string() })
-    }
-
-    fn options(&self) -> Vec<String> {
-        let d = self.dir.display();
-        [
-            format!("Dir::Etc::SourceList={d}/sources.list"),
-            "Dir::Etc::SourceParts=/nonexistent".to_string(),
-            format!("Dir::State::Lists={d}/lists"),
-            format!("Dir::Cache={d}/cache"),
-            format!("Dir::State::status={d}/status"),
-            "APT::Sandbox::User=root".to_string(),
+        let apt = crate::stack::apt::PrivateApt::new(dir, "deb-src", &[suite])?
             // A snapshot mirror may serve a Release file past its validity; signatures still count.
-            "Acquire::Check-Valid-Until=false".to_string(),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-o".to_string(), o])
-        .collect()
+            .with_option("Acquire::Check-Valid-Until=false");
+        Ok(Apt { apt, suite: suite.to_string() })
     }
 
     async fn command(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
-        let argv = std::iter::once(tool.to_string()).chain(self.options()).chain(args.iter().map(|a| a.to_string()));
-        let out = crate::process::Command::new(argv, APT_LIMIT).run().await.with_context(|| format!("failed to run {tool}"))?;
-        Ok(out.checked()?.stdout)
+        self.apt.command(tool, args, None).await
     }
 
     /// The version of `package`'s source in the suite, its index brought up to date first (a

@@ -3,6 +3,7 @@
 //! private mount namespace. A derived stack (components replaced, `trixie+criu=sid`) is entered
 //! and probed the same way, from a rootfs `build` provisions (`open_derived`).
 
+pub mod apt;
 pub mod cache;
 pub mod cgroups;
 pub mod containers;

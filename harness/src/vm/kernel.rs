@@ -2,7 +2,7 @@
 //! are built in, so a VM boots without an initramfs), fetched with apt into the cache and unpacked
 //! there, never installed on the host.
 
-use crate::stack::{debian, Cache};
+use crate::stack::Cache;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -89,55 +89,19 @@ fn locate(name: &str, root: &Path, package_version: &str) -> anyhow::Result<Kern
     anyhow::bail!("no vmlinuz with its modules found under {}", root.display())
 }
 
-/// The host's apt with a private configuration: every suite's index in the cache, nothing shared
-/// with the host's own package state.
+/// The kernels' apt: every kernel suite's index in the cache (`stack::apt`).
 struct Apt {
-    dir: PathBuf,
+    apt: crate::stack::apt::PrivateApt,
 }
 
 impl Apt {
     fn new(cache: &Cache) -> anyhow::Result<Apt> {
-        let dir = cache.root.join("kernels/apt");
-        std::fs::create_dir_all(dir.join("lists/partial"))?;
-        std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
-        let mirror = debian::mirror()?;
-        std::fs::write(dir.join("sources.list"), sources(&mirror, &kernel_suites(), debian::archive_keyring()?))?;
-        std::fs::write(dir.join("status"), "")?;
-        Ok(Apt { dir })
-    }
-
-    fn options(&self) -> Vec<String> {
-        let d = self.dir.display();
-        [
-            format!("Dir::Etc::SourceList={d}/sources.list"),
-            "Dir::Etc::SourceParts=/nonexistent".to_string(),
-            format!("Dir::State::Lists={d}/lists"),
-            format!("Dir::Cache={d}/cache"),
-            format!("Dir::State::status={d}/status"),
-            "APT::Architecture=amd64".to_string(),
-            // Downloads land in a root-owned temp dir the _apt user cannot write.
-            "APT::Sandbox::User=root".to_string(),
-            // Only the sources' own keyring counts (not the host's trusted keys), and nothing
-            // unsigned or unauthenticated is ever taken.
-            "Dir::Etc::Trusted=/nonexistent".to_string(),
-            "Dir::Etc::TrustedParts=/nonexistent".to_string(),
-            "Acquire::AllowInsecureRepositories=false".to_string(),
-            "Acquire::AllowDowngradeToInsecureRepositories=false".to_string(),
-            "APT::Get::AllowUnauthenticated=false".to_string(),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-o".to_string(), o])
-        .collect()
+        let apt = crate::stack::apt::PrivateApt::new(cache.root.join("kernels/apt"), "deb", &kernel_suites())?;
+        Ok(Apt { apt })
     }
 
     async fn command(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> anyhow::Result<String> {
-        let argv = std::iter::once(tool.to_string()).chain(self.options()).chain(args.iter().map(|a| a.to_string()));
-        let mut cmd = crate::process::Command::new(argv, APT_LIMIT);
-        if let Some(cwd) = cwd {
-            cmd = cmd.current_dir(cwd);
-        }
-        let out = cmd.run().await.with_context(|| format!("failed to run {tool}"))?;
-        Ok(out.checked()?.stdout)
+        self.apt.command(tool, args, cwd).await
     }
 
     /// `apt-cache show PKG/SUITE`, updating the private index once when it does not know it.
@@ -185,10 +149,6 @@ impl Apt {
 }
 
 /// The private apt's sources: each kernel suite, signed by Debian's archive keyring.
-fn sources(mirror: &str, suites: &[&str], keyring: &Path) -> String {
-    suites.iter().map(|suite| format!("deb [signed-by={}] {mirror} {suite} main\n", keyring.display())).collect()
-}
-
 fn field(text: &str, name: &str) -> Option<String> {
     let prefix = format!("{name}:");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().to_string())
@@ -220,19 +180,6 @@ mod tests {
         );
         let meta = "Depends: linux-image-6.1.0-50-cloud-amd64 (= 6.1.176-1)\n";
         assert_eq!(kernel_depends(meta), ["linux-image-6.1.0-50-cloud-amd64"]);
-    }
-
-    #[test]
-    fn kernel_sources_are_signed_by_the_archive_keyring() {
-        let text = sources("http://m/debian", &["bookworm", "trixie"], Path::new(debian::ARCHIVE_KEYRING));
-        assert_eq!(
-            text,
-            format!(
-                "deb [signed-by={k}] http://m/debian bookworm main\ndeb [signed-by={k}] http://m/debian trixie main\n",
-                k = debian::ARCHIVE_KEYRING
-            )
-        );
-        assert!(!text.contains("trusted"));
     }
 
     #[test]
